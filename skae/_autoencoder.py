@@ -1,0 +1,161 @@
+"""AutoencoderTransformer: the plain (deterministic, unregularized) autoencoder."""
+
+from skae._base import BaseAutoencoder
+
+
+class AutoencoderTransformer(BaseAutoencoder):
+    r"""Autoencoder as a scikit-learn transformer, usable wherever PCA is.
+
+    An encoder :math:`f` maps each sample to a code of ``n_components``
+    numbers and a decoder :math:`g` maps it back. Both are multi-layer
+    perceptrons trained with Adam on the mini-batch objective
+
+    .. math::
+
+        \min_{f, g} \frac{1}{m} \sum_{i=1}^{m} \ell\big(x_i, g(f(x_i))\big)
+        + \frac{\alpha}{2} \sum_{W} \lVert W \rVert_F^2 ,
+
+    where :math:`\ell` is the mean squared error or the binary cross-entropy
+    per feature, and the second term is an L2 penalty on the weight matrices.
+    Inputs are scaled internally (standardized for MSE, to [0, 1] for BCE)
+    and every output is returned in the original units.
+
+    With ``hidden_layer_sizes=()`` and ``activation="identity"`` the model is
+    a linear autoencoder, whose optimum spans the same subspace as
+    ``PCA(n_components)`` on the scaled data.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Size of the code (latent space).
+    hidden_layer_sizes : array-like of int, default=(128, 64)
+        Widths of the encoder's hidden layers, input side first; the decoder
+        mirrors them. ``()`` gives a single linear map each way.
+    activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
+            default="relu"
+        Activation of the hidden layers. The code layer is linear.
+    loss : {"auto", "mse", "bce"}, default="auto"
+        Reconstruction loss. ``"auto"`` uses ``"bce"`` when all training values
+        lie in [0, 1] (e.g. pixel intensities) and ``"mse"`` otherwise. The
+        resolved value is stored in ``loss_``.
+    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
+        Internal input scaling. ``"auto"``: standardize for MSE, min-max to
+        [0, 1] for BCE (no change when the data already lie in [0, 1]).
+    alpha : float, default=1e-5
+        L2 penalty on the weights (biases are not penalized).
+    learning_rate : float, default=1e-3
+        Adam step size.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    shuffle : bool, default=True
+        Reshuffle the samples each epoch.
+    tol : float, default=1e-4
+        Minimum loss improvement; training stops after ``n_iter_no_change``
+        epochs without such an improvement.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, monitor its loss to stop,
+        and keep the weights with the best validation loss.
+    validation_fraction : float, default=0.1
+        Share of the data held out when ``early_stopping=True``.
+    n_iter_no_change : int, default=10
+        Patience, in epochs, of the stopping rule.
+    dropout : float, default=0.0
+        Dropout probability on hidden layers during training.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialization, shuffling and dropout. With an int, CPU
+        results are reproducible. The global RNGs are left untouched.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when available, else on the CPU.
+    verbose : int, default=0
+        Show a progress bar with the loss per epoch when positive.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The fitted autoencoder (``encoder_`` and ``decoder_`` are its parts).
+    encoder_ : torch.nn.Module
+        The fitted encoder.
+    decoder_ : torch.nn.Module
+        The fitted decoder (outputs logits when ``loss_ == "bce"``).
+    loss_ : str
+        Loss actually used (``"mse"`` or ``"bce"``).
+    scaling_ : str
+        Scaling actually used.
+    offset_ : ndarray of shape (n_features_in_,)
+        Per-feature offset subtracted before encoding.
+    scale_ : ndarray of shape (n_features_in_,)
+        Per-feature divisor applied before encoding.
+    device_ : torch.device
+        Device the model lives on.
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Mean training loss per epoch.
+    validation_loss_curve_ : list of float
+        Validation loss per epoch (only when early stopping used a split).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : The linear special case, solved in closed form.
+    sklearn.decomposition.NMF : Non-negative linear factorization.
+    sklearn.neural_network.MLPRegressor : A generic MLP; not a transformer.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> ae = AutoencoderTransformer(n_components=8, max_iter=5, random_state=0)
+    >>> Z = ae.fit_transform(X)
+    >>> Z.shape
+    (1797, 8)
+    >>> ae.inverse_transform(Z).shape
+    (1797, 64)
+    """
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(128, 64),
+        activation="relu",
+        loss="auto",
+        scaling="auto",
+        alpha=1e-5,
+        learning_rate=1e-3,
+        batch_size="auto",
+        max_iter=200,
+        shuffle=True,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        dropout=0.0,
+        random_state=None,
+        device="auto",
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.loss = loss
+        self.scaling = scaling
+        self.alpha = alpha
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.dropout = dropout
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose

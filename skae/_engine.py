@@ -1,0 +1,261 @@
+"""The training engine: a skorch ``NeuralNet`` fed with tensor slices.
+
+This is the only module that imports skorch. skorch drives the loop (epochs,
+callbacks, optimizer steps); skae replaces the two parts that make skorch slow
+for small models: the per-sample ``Dataset``/``DataLoader`` (batches here are
+slices of tensors already on the training device) and the per-batch
+``loss.item()`` host synchronisation (losses are summed on the device and read
+once per epoch).
+"""
+
+import copy
+import math
+import warnings
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+
+
+class TensorBatches:
+    """Iterate over contiguous mini-batches of a tensor, reshuffled each pass.
+
+    Every sample is used in every pass (no ``drop_last``), so data smaller than
+    one batch still trains.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features)
+    batch_size : int
+    shuffle : bool
+    generator : torch.Generator or None
+        CPU generator for the permutation, for reproducible shuffling.
+    """
+
+    def __init__(self, X, batch_size, shuffle=False, generator=None):
+        self.X = X
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self):
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        X = self.X
+        if self.shuffle:
+            order = torch.randperm(len(X), generator=self.generator)
+            # One gather per epoch; each batch is then a view, not a copy.
+            X = X.index_select(0, order.to(X.device))
+        for start in range(0, len(X), self.batch_size):
+            yield X[start : start + self.batch_size]
+
+
+class FastNet(NeuralNet):
+    """skorch net whose criterion is an objective ``criterion(module, X, training)``.
+
+    ``X`` given to ``fit``/``partial_fit`` is a pair ``(X_train, X_valid)`` of
+    tensors on the training device (``X_valid`` may be None).
+    """
+
+    def __init__(self, *args, shuffle=True, generator=None, **kwargs):
+        self.shuffle = shuffle
+        self.generator = generator
+        super().__init__(*args, **kwargs)
+
+    def get_default_callbacks(self):
+        # Loss recording happens in run_single_epoch; no per-batch scoring.
+        return []
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        return X
+
+    def get_iterator(self, dataset, training=False):
+        return TensorBatches(
+            dataset,
+            self.batch_size,
+            shuffle=training and self.shuffle,
+            generator=self.generator,
+        )
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        loss = self.criterion_(self.module_, batch, training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": None}
+
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        with torch.no_grad():
+            loss = self.criterion_(self.module_, batch, training=False)
+        return {"loss": loss, "y_pred": None}
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        total = torch.zeros((), device=self.device)
+        n_seen = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            n = len(batch)
+            total += step["loss"].detach() * n
+            n_seen += n
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        # One host synchronisation per epoch instead of one per batch.
+        self.history.record(prefix + "_loss", (total / max(n_seen, 1)).item())
+
+
+class TrainingMonitor(Callback):
+    """Convergence, divergence and best-weights bookkeeping, once per epoch.
+
+    Stops when ``monitor`` has not improved by more than ``tol`` for
+    ``patience`` consecutive epochs (scikit-learn's MLP rule), or as soon as
+    the training loss is not finite. Keeps a copy of the weights with the best
+    ``monitor`` value, restored on divergence, on interruption, and at the end
+    when ``restore_best`` is true.
+    """
+
+    def __init__(self, monitor="train_loss", tol=1e-4, patience=10, restore_best=False):
+        self.monitor = monitor
+        self.tol = tol
+        self.patience = patience
+        self.restore_best = restore_best
+
+    def initialize(self):
+        self.best_score_ = math.inf
+        self.best_state_ = None
+        self.misses_ = 0
+        self.stop_reason_ = None
+        self.epochs_run_ = 0
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        # Continue the count across partial_fit calls but re-arm stopping.
+        self.stop_reason_ = None
+        self.misses_ = 0
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs_run_ += 1
+        train_loss = net.history[-1, "train_loss"]
+        if not math.isfinite(train_loss):
+            self.stop_reason_ = "diverged"
+            raise KeyboardInterrupt
+        score = net.history[-1, self.monitor]
+        if score < self.best_score_ - self.tol:
+            self.misses_ = 0
+        else:
+            self.misses_ += 1
+        if score < self.best_score_:
+            self.best_score_ = score
+            self.best_state_ = copy.deepcopy(net.module_.state_dict())
+        if self.patience is not None and self.misses_ >= self.patience:
+            self.stop_reason_ = "converged"
+            raise KeyboardInterrupt
+
+    def restore(self, net):
+        if self.best_state_ is not None:
+            net.module_.load_state_dict(self.best_state_)
+
+
+class EpochProgress(Callback):
+    """A tqdm bar over epochs showing the losses (``verbose > 0``)."""
+
+    def __init__(self, total):
+        self.total = total
+
+    def on_train_begin(self, net, **kwargs):
+        from tqdm.auto import tqdm
+
+        self.bar_ = tqdm(total=self.total, unit="epoch", leave=True)
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        self.bar_.set_postfix(
+            {k: f"{row[k]:.4g}" for k in ("train_loss", "valid_loss") if k in row}
+        )
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs):
+        self.bar_.close()
+        del self.bar_
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("bar_", None)
+        return state
+
+
+def build_net(
+    module,
+    objective,
+    *,
+    learning_rate,
+    weight_decay,
+    batch_size,
+    shuffle,
+    generator,
+    device,
+    tol,
+    patience,
+    monitor,
+    restore_best,
+    verbose,
+    max_epochs,
+):
+    """Create and initialize a :class:`FastNet` around ``module`` and ``objective``.
+
+    Adam with the L2 penalty (``weight_decay``) on weight matrices only, as in
+    the notes' weight penalty :math:`\\frac{\\lambda}{2}\\sum w^2`; biases are not
+    penalised.
+    """
+    callbacks = [
+        ("monitor", TrainingMonitor(monitor, tol, patience, restore_best)),
+    ]
+    if verbose:
+        callbacks.append(("progress", EpochProgress(max_epochs)))
+    optimizer_kwargs = {}
+    if device.type == "cpu":
+        optimizer_kwargs["optimizer__foreach"] = True
+    net = FastNet(
+        module,
+        objective,
+        optimizer=torch.optim.Adam,
+        lr=learning_rate,
+        optimizer__param_groups=[
+            ("*weight", {"weight_decay": weight_decay}),
+            ("*bias", {"weight_decay": 0.0}),
+        ],
+        batch_size=batch_size,
+        max_epochs=max_epochs,
+        train_split=None,
+        callbacks=callbacks,
+        device=device,
+        shuffle=shuffle,
+        generator=generator,
+        **optimizer_kwargs,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        net.initialize()
+    return net
+
+
+def run_epochs(net, X_train, X_valid, epochs):
+    """Train ``net`` for up to ``epochs`` epochs; return why it stopped.
+
+    Returns
+    -------
+    reason : {"converged", "diverged", "interrupted", None}
+        None means all ``epochs`` ran.
+    """
+    monitor = dict(net.callbacks_)["monitor"]
+    before = monitor.epochs_run_
+    net.partial_fit((X_train, X_valid), epochs=epochs)
+    reason = monitor.stop_reason_
+    if reason is None and monitor.epochs_run_ - before < epochs:
+        # skorch swallows KeyboardInterrupt: it only shows up as missing epochs.
+        reason = "interrupted"
+    if reason in ("diverged", "interrupted") or monitor.restore_best:
+        monitor.restore(net)
+    return reason

@@ -1,0 +1,141 @@
+"""Multi-layer perceptron encoders and decoders (torch modules only, no losses)."""
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "identity": nn.Identity,
+    "logistic": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+}
+
+
+def make_mlp(sizes, activation="relu", *, dropout=0.0, last_activation=None):
+    """Build ``Linear -> activation [-> Dropout]`` blocks through ``sizes``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, input first; ``len(sizes) - 1`` linear layers are built.
+    activation : str, default="relu"
+        Key of :data:`ACTIVATIONS`, applied after every layer but the last.
+    dropout : float, default=0.0
+        Dropout probability after each hidden activation.
+    last_activation : str or None, default=None
+        Activation after the last layer (None leaves it linear).
+
+    Returns
+    -------
+    torch.nn.Sequential
+
+    Examples
+    --------
+    >>> from skae.nn import make_mlp
+    >>> make_mlp([4, 3, 2])
+    Sequential(
+      (0): Linear(in_features=4, out_features=3, bias=True)
+      (1): ReLU()
+      (2): Linear(in_features=3, out_features=2, bias=True)
+    )
+    """
+    layers = []
+    n_layers = len(sizes) - 1
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < n_layers - 1:
+            layers.append(ACTIVATIONS[activation]())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+        elif last_activation is not None:
+            layers.append(ACTIVATIONS[last_activation]())
+    return nn.Sequential(*layers)
+
+
+class MLPAutoencoder(nn.Module):
+    """A mirrored MLP autoencoder: ``x -> encoder -> code -> decoder -> output``.
+
+    The decoder returns the *pre-activation* output (logits for a Bernoulli /
+    BCE reconstruction) so that losses stay numerically stable; losses and
+    output activations live outside the module.
+
+    Parameters
+    ----------
+    n_features : int
+        Input (and output) width.
+    n_components : int
+        Code width.
+    hidden_layer_sizes : sequence of int
+        Encoder hidden widths, input side first; the decoder mirrors them.
+    activation : str, default="relu"
+        Hidden-layer activation.
+    code_activation : str or None, default=None
+        Activation applied to the code (None: a linear code, as in PCA).
+    dropout : float, default=0.0
+        Dropout on hidden layers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae.nn import MLPAutoencoder
+    >>> module = MLPAutoencoder(6, 2, (4,))
+    >>> module(torch.zeros(3, 6)).shape
+    torch.Size([3, 6])
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_components,
+        hidden_layer_sizes=(),
+        activation="relu",
+        code_activation=None,
+        dropout=0.0,
+    ):
+        super().__init__()
+        hidden = list(hidden_layer_sizes)
+        self.encoder = make_mlp(
+            [n_features, *hidden, n_components],
+            activation,
+            dropout=dropout,
+            last_activation=code_activation,
+        )
+        self.decoder = make_mlp(
+            [n_components, *reversed(hidden), n_features], activation, dropout=dropout
+        )
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+def linear_layers(module):
+    """Return the :class:`torch.nn.Linear` layers of ``module`` in order.
+
+    Examples
+    --------
+    >>> from skae.nn import MLPAutoencoder, linear_layers
+    >>> len(linear_layers(MLPAutoencoder(6, 2, (4,))))
+    4
+    """
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def output_activation(loss):
+    """The function mapping decoder outputs to reconstructions for ``loss``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae.nn import output_activation
+    >>> output_activation("bce")(torch.zeros(1)).item()
+    0.5
+    """
+    return torch.sigmoid if loss == "bce" else (lambda t: t)
