@@ -133,6 +133,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _make_objective(self):
         return ReconstructionObjective(self.loss_)
 
+    def _extra_callbacks(self):
+        """Additional skorch callbacks as ``(name, callback)`` pairs."""
+        return []
+
     def _encode(self, module, x):
         return module.encode(x)
 
@@ -241,6 +245,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             restore_best=monitor == "valid_loss",
             verbose=self.verbose,
             max_epochs=max_epochs,
+            extra_callbacks=self._extra_callbacks(),
         )
 
     def _train(self, net, X_train, X_valid, epochs):

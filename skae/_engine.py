@@ -202,6 +202,7 @@ def build_net(
     restore_best,
     verbose,
     max_epochs,
+    extra_callbacks=(),
 ):
     """Create and initialize a :class:`FastNet` around ``module`` and ``objective``.
 
@@ -212,6 +213,7 @@ def build_net(
     callbacks = [
         ("monitor", TrainingMonitor(monitor, tol, patience, restore_best)),
     ]
+    callbacks.extend(extra_callbacks)
     if verbose:
         callbacks.append(("progress", EpochProgress(max_epochs)))
     optimizer_kwargs = {}
