@@ -249,13 +249,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         )
 
     def _train(self, net, X_train, X_valid, epochs):
+        start = len(net.history)
         reason = _engine.run_epochs(net, X_train, X_valid, epochs)
-        history = net.history
-        self.loss_curve_ += [float(h) for h in history[:, "train_loss"]][
-            len(self.loss_curve_) :
-        ]
+        new_epochs = net.history[start:]
+        self.loss_curve_ += [float(row["train_loss"]) for row in new_epochs]
         if X_valid is not None:
-            self.validation_loss_curve_ = [float(h) for h in history[:, "valid_loss"]]
+            self.validation_loss_curve_ = getattr(self, "validation_loss_curve_", [])
+            self.validation_loss_curve_ += [
+                float(row["valid_loss"]) for row in new_epochs
+            ]
         self.n_iter_ = len(self.loss_curve_)
         if reason == "diverged":
             warnings.warn(

@@ -134,11 +134,17 @@ class TrainingMonitor(Callback):
         # Continue the count across partial_fit calls but re-arm stopping.
         self.stop_reason_ = None
         self.misses_ = 0
+        if self.best_state_ is None:
+            # A finite fallback even if the very first epoch diverges.
+            self.best_state_ = copy.deepcopy(net.module_.state_dict())
 
     def on_epoch_end(self, net, **kwargs):
         self.epochs_run_ += 1
         train_loss = net.history[-1, "train_loss"]
-        if not math.isfinite(train_loss):
+        weights_finite = all(
+            bool(torch.isfinite(p).all()) for p in net.module_.parameters()
+        )
+        if not (math.isfinite(train_loss) and weights_finite):
             self.stop_reason_ = "diverged"
             raise KeyboardInterrupt
         score = net.history[-1, self.monitor]

@@ -1,0 +1,35 @@
+# Developer entry points. Each target sets up .venv on first use.
+#   make showcase   compare PCA, NMF, KMeans and an autoencoder on digits
+#   make test       run the test suite (what CI runs)
+#   make bench      run the training-overhead benchmark
+# TORCH_SPEC pins the CPU build used by dev/CI; users install any torch>=2.2.
+
+VENV ?= .venv
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+
+.PHONY: setup test showcase bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest
+
+showcase: setup
+	$(PY) examples/showcase.py
+
+bench: setup
+	$(PY) benchmarks/bench_training.py
+
+lint: setup
+	$(VENV)/bin/ruff check skae tests examples benchmarks
+
+clean:
+	rm -rf $(VENV)
