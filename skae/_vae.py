@@ -1,0 +1,613 @@
+"""VAE: the variational autoencoder, with likelihoods, sampling and IWAE scores."""
+
+import copy
+import hashlib
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_is_fitted
+
+from skae import _engine
+from skae._base import BaseAutoencoder
+from skae._vae_math import (
+    elbo_terms,
+    iwae_bound,
+    iwae_log_weights,
+)
+from skae.nn._vae import VAEModule
+
+#: Decoder evaluations (rows x importance samples) held at once when scoring.
+_SCORE_BUDGET = 8192
+
+
+class ELBOObjective(torch.nn.Module):
+    r"""Negative (beta-weighted) ELBO per sample, averaged over the batch.
+
+    ``loss = mean_i [ -log p(x_i | z_i) + beta * kl_weight * KL_i ]`` with one
+    reparameterized draw :math:`z_i` per sample from torch's global RNG. On
+    training batches it also sums the (unweighted) reconstruction and KL terms
+    on the device, for :class:`ELBOBookkeeping` to read once per epoch.
+    """
+
+    def __init__(self, likelihood, beta=1.0, binarize=None):
+        super().__init__()
+        self.likelihood = likelihood
+        self.beta = beta
+        self.binarize = binarize
+        self.kl_weight = 1.0
+        self.sums = None
+
+    def forward(self, module, x, training=True):
+        if training and self.binarize == "dynamic":
+            # A fresh binary image per pass: the usual protocol for Bernoulli
+            # likelihoods on grey-level data (and a strong regularizer).
+            x = torch.bernoulli(x)
+        mu, logvar = module.encode(x)
+        recon, kl = elbo_terms(
+            x, mu, logvar, module.decode, self.likelihood, module.decoder_logvar()
+        )
+        if training:
+            terms = torch.stack([recon.sum(), kl.sum(), recon.new_tensor(len(x))])
+            terms = terms.detach()
+            self.sums = terms if self.sums is None else self.sums + terms
+        return (self.beta * self.kl_weight * kl - recon).mean()
+
+    def pop_sums(self):
+        sums, self.sums = self.sums, None
+        return sums
+
+
+class ELBOBookkeeping(_engine.Callback):
+    """Set the KL warm-up weight each epoch and record the ELBO's two terms.
+
+    The terms are written to the net's history as ``train_reconstruction``
+    (shifted by ``log_jacobian`` so that it is in the units of X) and
+    ``train_kl``, plus the ``kl_weight`` used.
+    """
+
+    def __init__(self, kl_warmup=0, log_jacobian=0.0):
+        self.kl_warmup = kl_warmup
+        self.log_jacobian = log_jacobian
+
+    def on_epoch_begin(self, net, **kwargs):
+        epoch = len(net.history)
+        weight = min(1.0, epoch / self.kl_warmup) if self.kl_warmup else 1.0
+        net.criterion_.kl_weight = weight
+        net.history.record("kl_weight", weight)
+
+    def _flush(self, net):
+        sums = net.criterion_.pop_sums()
+        if sums is None or not len(net.history):
+            return
+        recon, kl, n = sums.tolist()
+        net.history.record("train_reconstruction", recon / n - self.log_jacobian)
+        net.history.record("train_kl", kl / n)
+
+    def on_epoch_end(self, net, **kwargs):
+        self._flush(net)
+
+    def on_train_end(self, net, **kwargs):
+        # The monitor may stop training before this callback's on_epoch_end.
+        self._flush(net)
+
+
+class VAE(BaseAutoencoder):
+    r"""Variational autoencoder: a latent-variable density model and transformer.
+
+    The generative model draws a code from the prior and data from a decoder
+    network :math:`g`,
+
+    .. math::
+
+        z \sim p(z) = \mathcal N(0, I_k), \qquad
+        x \mid z \sim p(x \mid z) =
+        \begin{cases}
+        \prod_j \mathrm{Bernoulli}\big(x_j; \sigma(g_j(z))\big)
+            & \text{likelihood="bernoulli"}\\
+        \mathcal N\big(x; g(z), \operatorname{diag} s^2\big)
+            & \text{likelihood="gaussian"}
+        \end{cases}
+
+    where the Gaussian variances :math:`s^2` are learned (per feature or one
+    shared value), so the model is a proper density, not an MSE in disguise.
+    An encoder network gives a Gaussian approximate posterior
+    :math:`q(z \mid x) = \mathcal N(\mu(x), \operatorname{diag}\sigma^2(x))`.
+    Both are trained with Adam by maximizing, over mini-batches, the evidence
+    lower bound (ELBO)
+
+    .. math::
+
+        \log p(x) \ge \mathrm{ELBO}(x) =
+        \mathbb E_{q(z \mid x)} \log p(x \mid z)
+        - \beta\, \mathrm{KL}\big(q(z \mid x) \,\|\, p(z)\big),
+        \qquad
+        \mathrm{KL} = \tfrac12 \sum_j \big(\sigma_j^2 + \mu_j^2 - 1
+        - \log\sigma_j^2\big),
+
+    with :math:`\beta = 1` (``beta`` :math:`\ne 1` gives the beta-VAE, whose
+    objective is no longer a bound), the expectation estimated with one
+    reparameterized draw :math:`z = \mu + \sigma \odot \varepsilon`,
+    :math:`\varepsilon \sim \mathcal N(0, I)`. The bound's gap is
+    :math:`\mathrm{KL}(q(z \mid x) \,\|\, p(z \mid x))`.
+
+    ``score_samples`` returns the ELBO (with :math:`\beta = 1`) or, with
+    ``n_importance_samples=K > 1``, the tighter importance-weighted bound
+
+    .. math::
+
+        \mathcal L_K(x) = \log \frac1K \sum_{k=1}^K
+        \frac{p(x \mid z_k)\, p(z_k)}{q(z_k \mid x)}, \qquad
+        z_k \sim q(z \mid x),
+
+    which satisfies :math:`\mathbb E\,\mathcal L_1 = \mathrm{ELBO} \le
+    \mathbb E\,\mathcal L_K \le \mathbb E\,\mathcal L_{K+1} \le \log p(x)`
+    (Burda et al., 2016). Scores are in nats, in the units of X: the Gaussian
+    log-density includes the Jacobian of the internal scaling,
+    :math:`\log p(x) = \log p(\tilde x) - \sum_j \log c_j` for
+    :math:`\tilde x_j = (x_j - m_j) / c_j`.
+
+    Read more in the :ref:`User Guide <vae>`.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Latent dimension :math:`k`.
+    hidden_layer_sizes : array-like of int, default=(128, 64)
+        Widths of the encoder's hidden layers, input side first; the decoder
+        mirrors them.
+    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
+        Decoder distribution. ``"bernoulli"`` needs data in [0, 1] (binary, or
+        grey levels treated as probabilities) or min-max scales them there;
+        ``"gaussian"`` standardizes the data internally by default.
+    beta : float, default=1.0
+        Weight of the KL term during training (beta-VAE when not 1). Scores
+        always use the true bound, :math:`\beta = 1`.
+    variance : {"feature", "global"}, default="feature"
+        Gaussian decoder variance: one learned value per feature or a single
+        shared one. It is floored at ``1e-3`` in the internally scaled units.
+        Ignored for ``likelihood="bernoulli"``.
+    kl_warmup : int, default=0
+        Number of epochs over which the KL weight grows linearly from
+        ``1 / kl_warmup`` to 1 (KL annealing, against posterior collapse).
+        Stopping by ``tol`` is suspended and restarted after the warm-up.
+    binarize : {None, "dynamic"}, default=None
+        ``"dynamic"`` draws a fresh binary :math:`x \sim \mathrm{Bernoulli}(x)`
+        from the [0, 1] data for each training batch (the usual MNIST
+        protocol); only with ``likelihood="bernoulli"``. Inference uses X as
+        given.
+    n_importance_samples : int, default=1
+        Number :math:`K` of posterior draws in ``score_samples``: 1 gives the
+        ELBO (one draw for the reconstruction term, the KL exactly), more give
+        the importance-weighted bound :math:`\mathcal L_K`.
+    activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
+            default="relu"
+        Activation of the hidden layers.
+    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
+        Internal input scaling: ``"auto"`` standardizes for the Gaussian
+        likelihood and min-max scales to [0, 1] for the Bernoulli one (no change
+        when the data already lie in [0, 1]).
+    alpha : float, default=0.0
+        L2 penalty on the weights (biases are not penalized).
+    learning_rate : float, default=1e-3
+        Adam step size.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    shuffle : bool, default=True
+        Reshuffle the samples each epoch.
+    tol : float, default=1e-4
+        Minimum improvement of the training objective (nats per sample);
+        training stops after ``n_iter_no_change`` epochs without one.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, monitor its objective to
+        stop, and keep the weights with the best validation objective.
+    validation_fraction : float, default=0.1
+        Share of the data held out when ``early_stopping=True``.
+    n_iter_no_change : int, default=10
+        Patience, in epochs, of the stopping rule.
+    dropout : float, default=0.0
+        Dropout probability on hidden layers during training.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization, shuffling and the training noise, and the
+        posterior draws of ``score_samples`` and the prior draws of ``sample``
+        (with an int, repeated calls give identical results). The global RNGs
+        are left untouched.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when available, else on the CPU.
+    verbose : int, default=0
+        Show a progress bar with the loss per epoch when positive.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The fitted :class:`~skae.nn.VAEModule`.
+    encoder_ : torch.nn.Module
+        The fitted encoder, returning ``(mu, logvar)``.
+    decoder_ : torch.nn.Module
+        The fitted decoder (logits for Bernoulli, the mean for Gaussian).
+    loss_ : str
+        ``"bce"`` for the Bernoulli likelihood, ``"mse"`` for the Gaussian.
+    scaling_ : str
+        Scaling actually used.
+    offset_ : ndarray of shape (n_features_in_,)
+        Per-feature offset subtracted before encoding.
+    scale_ : ndarray of shape (n_features_in_,)
+        Per-feature divisor applied before encoding.
+    device_ : torch.device
+        Device the model lives on.
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Training objective per epoch: the negative beta- and warm-up-weighted
+        ELBO in the internally scaled space.
+    validation_loss_curve_ : list of float
+        Validation objective per epoch (only when early stopping used a split).
+    elbo_curve_ : list of float
+        Mean training ELBO per epoch (:math:`\beta = 1`, nats, units of X),
+        ``reconstruction_curve_[i] - kl_curve_[i]``.
+    reconstruction_curve_ : list of float
+        Mean :math:`\mathbb E_q \log p(x \mid z)` per epoch (nats, units of X).
+    kl_curve_ : list of float
+        Mean :math:`\mathrm{KL}(q(z \mid x) \,\|\, p(z))` per epoch (nats).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    AutoencoderTransformer : The deterministic autoencoder: codes, no density.
+    sklearn.decomposition.PCA : Probabilistic PCA is the linear-Gaussian VAE.
+    sklearn.mixture.GaussianMixture : A density model with ``sample`` and
+        ``score_samples``, in the input space.
+
+    References
+    ----------
+    D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+
+    Y. Burda, R. Grosse and R. Salakhutdinov, "Importance Weighted
+    Autoencoders", ICLR 2016.
+
+    I. Higgins et al., "beta-VAE: Learning Basic Visual Concepts with a
+    Constrained Variational Framework", ICLR 2017.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import VAE
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> vae = VAE(n_components=4, max_iter=5, random_state=0).fit(X)
+    >>> vae.transform(X).shape
+    (1797, 4)
+    >>> vae.sample(3).shape
+    (3, 64)
+    >>> vae.score_samples(X[:2]).shape
+    (2,)
+    """
+
+    _parameter_constraints = {
+        **{
+            k: v
+            for k, v in BaseAutoencoder._parameter_constraints.items()
+            if k != "loss"
+        },
+        "likelihood": [StrOptions({"gaussian", "bernoulli"})],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "variance": [StrOptions({"feature", "global"})],
+        "kl_warmup": [Interval(Integral, 0, None, closed="left")],
+        "binarize": [None, StrOptions({"dynamic"})],
+        "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(128, 64),
+        likelihood="gaussian",
+        beta=1.0,
+        variance="feature",
+        kl_warmup=0,
+        binarize=None,
+        n_importance_samples=1,
+        activation="relu",
+        scaling="auto",
+        alpha=0.0,
+        learning_rate=1e-3,
+        batch_size="auto",
+        max_iter=200,
+        shuffle=True,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        dropout=0.0,
+        random_state=None,
+        device="auto",
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.likelihood = likelihood
+        self.beta = beta
+        self.variance = variance
+        self.kl_warmup = kl_warmup
+        self.binarize = binarize
+        self.n_importance_samples = n_importance_samples
+        self.activation = activation
+        self.scaling = scaling
+        self.alpha = alpha
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.dropout = dropout
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ hooks
+    def _validate_model_params(self, n_features):
+        super()._validate_model_params(n_features)
+        if self.binarize is not None and self.likelihood != "bernoulli":
+            raise ValueError(
+                f"binarize={self.binarize!r} needs likelihood='bernoulli', got "
+                f"likelihood={self.likelihood!r}."
+            )
+
+    def _resolve_loss_and_scaling(self, X):
+        in_unit_interval = bool(X.min() >= 0 and X.max() <= 1)
+        loss = "bce" if self.likelihood == "bernoulli" else "mse"
+        scaling = self.scaling
+        if scaling == "auto":
+            scaling = "minmax" if loss == "bce" else "standard"
+        if loss == "bce" and (
+            scaling == "standard" or (scaling == "none" and not in_unit_interval)
+        ):
+            raise ValueError(
+                "likelihood='bernoulli' needs data in [0, 1]: use scaling='minmax' "
+                f"or 'auto' with it (got scaling={self.scaling!r}"
+                + (")." if scaling == "standard" else " and X outside [0, 1]).")
+            )
+        return loss, scaling, in_unit_interval
+
+    def _build_module(self, n_features):
+        return VAEModule(
+            n_features,
+            self.n_components,
+            tuple(self.hidden_layer_sizes),
+            activation=self.activation,
+            likelihood=self.likelihood,
+            variance=self.variance,
+            dropout=self.dropout,
+        )
+
+    def _make_objective(self):
+        return ELBOObjective(self.likelihood, self.beta, self.binarize)
+
+    def _log_jacobian(self):
+        # p(x) = p(x_scaled) / prod_j scale_j for a density; a Bernoulli
+        # probability mass has no Jacobian.
+        if self.likelihood != "gaussian":
+            return 0.0
+        return float(np.sum(np.log(self.scale_)))
+
+    def _extra_callbacks(self):
+        return [("elbo", ELBOBookkeeping(self.kl_warmup, self._log_jacobian()))]
+
+    def _encode(self, module, x):
+        return module.encode(x)[0]
+
+    def _fit_loop(self, net, X_train, X_valid):
+        warmup = min(self.kl_warmup, self.max_iter)
+        if warmup == 0:
+            return self._train(net, X_train, X_valid, self.max_iter)
+        # The objective changes during the warm-up: neither stop on it nor
+        # keep its best weights; then restart the bookkeeping from scratch.
+        monitor = dict(net.callbacks_)["monitor"]
+        patience, restore_best = monitor.patience, monitor.restore_best
+        monitor.patience, monitor.restore_best = None, False
+        reason = self._train(net, X_train, X_valid, warmup)
+        monitor.patience, monitor.restore_best = patience, restore_best
+        if reason is not None or warmup == self.max_iter:
+            return reason
+        monitor.best_score_, monitor.best_state_, monitor.misses_ = math.inf, None, 0
+        return self._train(net, X_train, X_valid, self.max_iter - warmup)
+
+    def _train(self, net, X_train, X_valid, epochs):
+        reason = super()._train(net, X_train, X_valid, epochs)
+        rows = [r for r in net.history if "train_kl" in r]
+        self.reconstruction_curve_ = [r["train_reconstruction"] for r in rows]
+        self.kl_curve_ = [r["train_kl"] for r in rows]
+        self.elbo_curve_ = [
+            r - k
+            for r, k in zip(self.reconstruction_curve_, self.kl_curve_, strict=True)
+        ]
+        return reason
+
+    # ------------------------------------------------------------ inference
+    def _noise_generator(self, random_state):
+        seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+        return torch.Generator().manual_seed(int(seed))
+
+    def _row_seeds(self, X):
+        """One 64-bit seed per row: a keyed hash of the row's values.
+
+        The posterior draws of a row then depend only on that row and on
+        ``random_state``: scores do not change with batching or row order, yet
+        distinct rows get independent draws (so ``score`` averages them out).
+        """
+        key = int(check_random_state(self.random_state).randint(2**31 - 1))
+        key = key.to_bytes(8, "little")
+        rows = np.ascontiguousarray(X, dtype=np.float64)
+        return [
+            int.from_bytes(
+                hashlib.blake2b(row.tobytes(), digest_size=8, key=key).digest(),
+                "little",
+            )
+            for row in rows
+        ]
+
+    def score_samples(self, X):
+        """Per-sample log-likelihood lower bound, in nats, in the units of X.
+
+        The ELBO when ``n_importance_samples == 1`` (the reconstruction term at
+        one posterior draw, the KL term exact), else the importance-weighted
+        bound :math:`\\mathcal L_K` with ``K = n_importance_samples``, tighter
+        as K grows. Both are stochastic estimates whose expectations bound
+        :math:`\\log p(x)` from below. A row's draws come from a generator
+        seeded by a hash of the row and ``random_state``: a row's score does
+        not depend on the other rows, and an int ``random_state`` makes
+        repeated calls identical. Higher means more typical: usable as an
+        anomaly score.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in the units seen in ``fit``.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            :math:`\\log p(x)` estimates, in X's float dtype.
+        """
+        X = self._validated_float(X)
+        seeds = self._row_seeds(X)
+        n_draws, k = self.n_importance_samples, self.n_components
+        draws_per_pass = min(n_draws, _SCORE_BUDGET)
+        rows_per_pass = max(1, _SCORE_BUDGET // draws_per_pass)
+
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        module = self.module_
+        if dtype == torch.float64:
+            module = copy.deepcopy(module).double()
+        module.eval()
+        offset = torch.as_tensor(self.offset_, dtype=dtype, device=self.device_)
+        scale = torch.as_tensor(self.scale_, dtype=dtype, device=self.device_)
+        generator = torch.Generator()
+        scores = np.empty(X.shape[0], dtype=X.dtype)
+        with torch.inference_mode():
+            dec_logvar = module.decoder_logvar()
+            for start in range(0, X.shape[0], rows_per_pass):
+                stop = min(start + rows_per_pass, X.shape[0])
+                x = torch.as_tensor(np.ascontiguousarray(X[start:stop]))
+                x = (x.to(self.device_, dtype) - offset) / scale
+                eps = torch.stack(
+                    [
+                        torch.randn(
+                            n_draws,
+                            k,
+                            generator=generator.manual_seed(s),
+                            dtype=torch.float64,
+                        )
+                        for s in seeds[start:stop]
+                    ]
+                ).to(self.device_, dtype)
+                mu, logvar = module.encode(x)
+                if n_draws == 1:
+                    recon, kl = elbo_terms(
+                        x,
+                        mu,
+                        logvar,
+                        module.decode,
+                        self.likelihood,
+                        dec_logvar,
+                        eps[:, 0],
+                    )
+                    value = recon - kl
+                else:
+                    value = iwae_bound(
+                        torch.cat(
+                            [
+                                iwae_log_weights(
+                                    x,
+                                    mu,
+                                    logvar,
+                                    module.decode,
+                                    self.likelihood,
+                                    eps[:, j : j + draws_per_pass],
+                                    dec_logvar,
+                                )
+                                for j in range(0, n_draws, draws_per_pass)
+                            ],
+                            dim=1,
+                        )
+                    )
+                scores[start:stop] = value.cpu().numpy()
+        scores -= scores.dtype.type(self._log_jacobian())
+        return self._check_output(scores, "scores")
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples`: the average log-likelihood bound.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        score : float
+            Mean ELBO (or :math:`\\mathcal L_K`) per sample, in nats.
+        """
+        return super().score(X, y)
+
+    @validate_params(
+        {
+            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "random_state": ["random_state"],
+            "mean": ["boolean"],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    def sample(self, n_samples=1, random_state=None, *, mean=True):
+        """Generate samples: :math:`z \\sim \\mathcal N(0, I)`, then decode.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to generate.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws; None uses the estimator's ``random_state``
+            (so an int there gives the same samples at every call, as in
+            :meth:`sklearn.mixture.GaussianMixture.sample`).
+        mean : bool, default=True
+            Return the decoder mean :math:`\\mathbb E[x \\mid z]` (smooth
+            images: Bernoulli probabilities, Gaussian means). False also draws
+            :math:`x \\sim p(x \\mid z)`, giving exact samples of the model's
+            marginal :math:`p(x)` (binary for Bernoulli).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Samples, in the units of the training data (float64).
+        """
+        check_is_fitted(self)
+        generator = self._noise_generator(
+            self.random_state if random_state is None else random_state
+        )
+        Z = torch.randn(
+            n_samples, self.n_components, generator=generator, dtype=torch.float64
+        )
+        if mean:
+            return self.inverse_transform(Z.numpy())
+        module = copy.deepcopy(self.module_).double().cpu().eval()
+        with torch.inference_mode():
+            output = module.decode(Z)
+            if self.likelihood == "bernoulli":
+                X = torch.bernoulli(torch.sigmoid(output), generator=generator)
+            else:
+                noise = torch.randn(
+                    output.shape, generator=generator, dtype=torch.float64
+                )
+                X = output + torch.exp(0.5 * module.decoder_logvar()) * noise
+        return X.numpy() * self.scale_ + self.offset_
