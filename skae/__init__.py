@@ -1,7 +1,8 @@
 """skae: autoencoders as first-class scikit-learn estimators."""
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._persistence import load, save
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderTransformer"]
+__all__ = ["AutoencoderTransformer", "load", "save"]

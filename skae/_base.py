@@ -55,6 +55,26 @@ def _keeps_fitted_state(method):
     return wrapper
 
 
+def _chunked_mean_std(X, chunk=65536):
+    """Per-feature mean and standard deviation in float64, reading ``chunk``
+    rows at a time (Chan et al.'s pairwise update), so an ``np.memmap`` is
+    never copied whole."""
+    n_total = 0
+    mean = np.zeros(X.shape[1])
+    m2 = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], chunk):
+        block = np.asarray(X[start : start + chunk], dtype=np.float64)
+        n = len(block)
+        block_mean = block.mean(axis=0)
+        block_m2 = ((block - block_mean) ** 2).sum(axis=0)
+        delta = block_mean - mean
+        total = n_total + n
+        mean = mean + delta * n / total
+        m2 = m2 + block_m2 + delta**2 * n_total * n / total
+        n_total = total
+    return mean, np.sqrt(m2 / n_total)
+
+
 class ReconstructionObjective(torch.nn.Module):
     """Mean reconstruction loss of ``decode(encode(corrupt(x)))`` against ``x``.
 
@@ -168,8 +188,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         offset = np.zeros(n_features)
         scale = np.ones(n_features)
         if scaling == "standard":
-            offset = X.mean(axis=0, dtype=np.float64)
-            scale = X.std(axis=0, dtype=np.float64)
+            offset, scale = _chunked_mean_std(X)
         elif scaling == "minmax" and not in_unit_interval:
             offset = X.min(axis=0).astype(np.float64)
             scale = X.max(axis=0).astype(np.float64) - offset
@@ -183,7 +202,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.offset_ = offset
         self.scale_ = scale
 
-    def _to_training_tensor(self, X):
+    def _training_data(self, X):
+        """The training rows, scaled: a device tensor, or for an ``np.memmap`` a
+        host-side view read batch by batch (the data never sits in memory whole)."""
+        if isinstance(X, np.memmap):
+            return _engine.HostArray(X, self.offset_, self.scale_, self.device_)
         Xs = ((X - self.offset_) / self.scale_).astype(np.float32)
         if not np.all(np.isfinite(Xs)):
             raise ValueError(
@@ -192,10 +215,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         return torch.from_numpy(Xs).to(self.device_)
 
-    def _split_validation(self, X_t, generator):
+    def _split_validation(self, data, generator):
         if not self.early_stopping:
-            return X_t, None
-        n = len(X_t)
+            return data, None
+        n = len(data)
         n_valid = int(round(self.validation_fraction * n))
         if n_valid < 1 or n - n_valid < 1:
             warnings.warn(
@@ -205,9 +228,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 UserWarning,
                 stacklevel=4,
             )
-            return X_t, None
-        order = torch.randperm(n, generator=generator).to(X_t.device)
-        return X_t[order[n_valid:]], X_t[order[:n_valid]]
+            return data, None
+        if isinstance(data, _engine.HostArray):
+            # Out-of-core: hold out the last rows, so reads stay contiguous.
+            X = data.X
+            train = _engine.HostArray(X[: n - n_valid], data.offset, data.scale, data.device)
+            return train, data.rows(n - n_valid, n)
+        order = torch.randperm(n, generator=generator).to(data.device)
+        return data[order[n_valid:]], data[order[:n_valid]]
 
     def _batch_size_for(self, n_samples):
         if self.batch_size == "auto":
@@ -251,7 +279,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _train(self, net, X_train, X_valid, epochs):
         start = len(net.history)
         reason = _engine.run_epochs(net, X_train, X_valid, epochs)
-        new_epochs = net.history[start:]
+        # An interrupted epoch leaves a history row without losses: skip it.
+        new_epochs = [row for row in net.history[start:] if "train_loss" in row]
         self.loss_curve_ += [float(row["train_loss"]) for row in new_epochs]
         if X_valid is not None:
             self.validation_loss_curve_ = getattr(self, "validation_loss_curve_", [])
@@ -299,6 +328,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self : object
             The fitted estimator.
         """
+        X_input = X
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         self._validate_model_params(X.shape[1])
         self.device_ = resolve_device(self.device)
@@ -306,7 +336,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         seed = self._gen_seed()
         with self._seed_context(seed):
             self._start_training(X, seed)
-            X_t = self._to_training_tensor(X)
+            X_t = self._training_data(X_input if isinstance(X_input, np.memmap) else X)
             X_train, X_valid = self._split_validation(
                 X_t, torch.Generator().manual_seed(seed + 2)
             )
@@ -357,7 +387,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         with self._seed_context(seed + self.n_iter_ if not first_call else seed):
             if first_call:
                 self._start_training(X, seed)
-            X_t = self._to_training_tensor(X)
+            X_t = self._training_data(X)
             net = getattr(self, "_net", None)
             if net is None:
                 net = self._make_net(len(X_t), seed, 1, "train_loss")
@@ -524,10 +554,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         weights = state.get("module_")
         super().__setstate__(state)
         if isinstance(weights, dict):
+            self._restore_modules({"module_": weights}, None)
+
+    def _restore_modules(self, states, device):
+        """Rebuild ``module_`` from a CPU state dict, on ``device`` (None: the
+        saved device when this machine has it, else the CPU)."""
+        if device is None:
             device = getattr(self, "device_", torch.device("cpu"))
             if device.type == "cuda" and not torch.cuda.is_available():
                 device = torch.device("cpu")
-            self.device_ = device
-            module = self._build_module(self.n_features_in_)
-            module.load_state_dict(weights)
-            self.module_ = module.to(device)
+        self.device_ = resolve_device(device)
+        module = self._build_module(self.n_features_in_)
+        module.load_state_dict(states["module_"])
+        self.module_ = module.to(self.device_)

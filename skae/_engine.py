@@ -12,6 +12,7 @@ import copy
 import math
 import warnings
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
@@ -51,6 +52,54 @@ class TensorBatches:
             yield X[start : start + self.batch_size]
 
 
+class HostArray:
+    """Rows kept in host memory (e.g. an ``np.memmap``), scaled batch by batch.
+
+    Used when the data should not be copied to the device as a whole: only one
+    batch at a time is read, scaled, cast to float32 and moved.
+    """
+
+    def __init__(self, X, offset, scale, device):
+        self.X = X
+        self.offset = offset
+        self.scale = scale
+        self.device = device
+
+    def __len__(self):
+        return len(self.X)
+
+    def rows(self, start, stop):
+        batch = (np.asarray(self.X[start:stop], dtype=np.float64) - self.offset) / self.scale
+        batch = torch.from_numpy(batch.astype(np.float32)).to(self.device)
+        if not bool(torch.isfinite(batch).all()):
+            raise ValueError(
+                f"Rows {start}..{stop - 1} contain NaN, infinity or values that "
+                "overflow float32 after scaling."
+            )
+        return batch
+
+
+class HostBatches:
+    """Mini-batches of a :class:`HostArray`, contiguous on disk; each pass visits
+    the batches in a fresh random order (random rows would mean random reads)."""
+
+    def __init__(self, data, batch_size, shuffle=False, generator=None):
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self):
+        return math.ceil(len(self.data) / self.batch_size)
+
+    def __iter__(self):
+        starts = torch.arange(0, len(self.data), self.batch_size)
+        if self.shuffle:
+            starts = starts[torch.randperm(len(starts), generator=self.generator)]
+        for start in starts.tolist():
+            yield self.data.rows(start, start + self.batch_size)
+
+
 class FastNet(NeuralNet):
     """skorch net whose criterion is an objective ``criterion(module, X, training)``.
 
@@ -71,7 +120,8 @@ class FastNet(NeuralNet):
         return X
 
     def get_iterator(self, dataset, training=False):
-        return TensorBatches(
+        batches = HostBatches if isinstance(dataset, HostArray) else TensorBatches
+        return batches(
             dataset,
             self.batch_size,
             shuffle=training and self.shuffle,
