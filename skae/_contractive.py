@@ -1,0 +1,231 @@
+"""ContractiveAE: an autoencoder whose encoder is penalized for its sensitivity."""
+
+from numbers import Real
+
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from skae._base import BaseAutoencoder, ReconstructionObjective
+from skae._losses import reconstruction_loss
+from skae._penalties import contractive_penalty
+from skae._pretraining import fit_loop_with_pretraining
+
+
+class ContractiveObjective(ReconstructionObjective):
+    """Reconstruction loss plus ``weight`` times the mean ``||J_f(x)||_F^2``."""
+
+    def __init__(self, loss, weight):
+        super().__init__(loss)
+        self.weight = weight
+
+    def forward(self, module, x, training=True):
+        if self.weight == 0:
+            return super().forward(module, x, training)
+        # The Jacobian needs a graph from x to the code even in validation.
+        with torch.enable_grad():
+            code, penalty = contractive_penalty(module.encoder, x)
+            value = reconstruction_loss(module.decode(code), x, self.loss).mean()
+            return value + self.weight * penalty
+
+
+class ContractiveAE(BaseAutoencoder):
+    r"""Contractive autoencoder: codes that barely move when the input moves.
+
+    The reconstruction loss is regularized by the squared Frobenius norm of
+    the Jacobian of the encoder :math:`f` at each training sample:
+
+    .. math::
+
+        \min_{f, g} \frac1m \sum_{i=1}^m \Big[\ell\big(x_i, g(f(x_i))\big)
+        + \lambda \Big\lVert \frac{\partial f(x_i)}{\partial x} \Big\rVert_F^2
+        \Big] + \frac{\alpha}{2} \sum_W \lVert W \rVert_F^2 ,
+        \qquad \lVert J \rVert_F^2 = \sum_{j, k} J_{jk}^2 ,
+
+    with :math:`\ell` the per-feature mean squared error or binary
+    cross-entropy and :math:`\lambda` = ``contraction_weight``. For a single
+    sigmoid layer, :math:`h = \sigma(W x + b)`, the penalty has the closed
+    form :math:`\sum_j \big(h_j (1 - h_j)\big)^2 \sum_k W_{jk}^2`, which is
+    what is computed then (as cheap as the forward pass). For a deeper encoder
+    the Jacobian of the whole batch is obtained with ``n_components`` batched
+    vector-Jacobian products (one backward pass vectorized over the code
+    units) and differentiated through.
+
+    The penalty makes the code locally invariant to the directions in which
+    the data do not vary, while the reconstruction term keeps it sensitive
+    along the data manifold. Unlike :class:`DenoisingAE` the objective is
+    deterministic: no noise is sampled.
+
+    Parameters
+    ----------
+    n_components : int, default=32
+        Size of the code.
+    contraction_weight : float, default=0.1
+        Weight :math:`\lambda` of the Jacobian penalty.
+    pretraining : {"layerwise"} or None, default=None
+        ``"layerwise"``: greedy layer-wise pretraining of the stacked
+        autoencoder before the end-to-end training, which is then
+        fine-tuning.
+    hidden_layer_sizes : array-like of int, default=()
+        Widths of the encoder's hidden layers, input side first; the decoder
+        mirrors them. ``()`` is the classic one-layer contractive autoencoder.
+    activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
+            default="relu"
+        Activation of the hidden layers.
+    code_activation : {"logistic", "tanh", "identity"}, default="logistic"
+        Activation of the code layer (sigmoid in the original formulation).
+    loss : {"auto", "mse", "bce"}, default="auto"
+        Reconstruction loss; ``"auto"`` is ``"bce"`` for data in [0, 1].
+    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
+        Internal input scaling (standardize for MSE, [0, 1] for BCE); the
+        Jacobian is taken with respect to the scaled input.
+    alpha : float, default=1e-5
+        L2 penalty on the weights.
+    learning_rate : float, default=1e-3
+        Adam step size.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
+    max_iter : int, default=200
+        Maximum number of epochs (per level when pretraining).
+    shuffle : bool, default=True
+        Reshuffle the samples each epoch.
+    tol : float, default=1e-4
+        Minimum loss improvement for the stopping rule.
+    early_stopping : bool, default=False
+        Monitor a held-out ``validation_fraction`` to stop and keep the best
+        weights.
+    validation_fraction : float, default=0.1
+        Share of the data held out when ``early_stopping=True``.
+    n_iter_no_change : int, default=10
+        Patience, in epochs, of the stopping rule.
+    dropout : float, default=0.0
+        Dropout probability on hidden layers during training.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization, shuffling and dropout.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when available, else on the CPU.
+    verbose : int, default=0
+        Show a progress bar when positive.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The fitted autoencoder.
+    loss_ : str
+        Loss actually used (``"mse"`` or ``"bce"``).
+    scaling_ : str
+        Scaling actually used.
+    offset_ : ndarray of shape (n_features_in_,)
+        Per-feature offset subtracted before encoding.
+    scale_ : ndarray of shape (n_features_in_,)
+        Per-feature divisor applied before encoding.
+    device_ : torch.device
+        Device the model lives on.
+    n_iter_ : int
+        Number of epochs run (pretraining included).
+    n_pretraining_iter_ : int
+        Number of layer-wise pretraining epochs (0 without pretraining).
+    loss_curve_ : list of float
+        Mean training objective per epoch, pretraining epochs first.
+    validation_loss_curve_ : list of float
+        Validation loss per epoch (only with an early-stopping split).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : A linear map, whose Jacobian is constant.
+    sklearn.decomposition.KernelPCA : Non-linear features without a decoder
+        network.
+    DenoisingAE : Robustness to finite corruptions, by sampling noise.
+    SparseAE : Penalizes the code's activity instead of its sensitivity.
+
+    References
+    ----------
+    S. Rifai, P. Vincent, X. Muller, X. Glorot and Y. Bengio, "Contractive
+    auto-encoders: explicit invariance during feature extraction", ICML 2011.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import ContractiveAE
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> cae = ContractiveAE(n_components=16, contraction_weight=0.1,
+    ...                     max_iter=5, random_state=0)
+    >>> cae.fit_transform(X).shape
+    (1797, 16)
+    """
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        "contraction_weight": [Interval(Real, 0, None, closed="left")],
+        "code_activation": [StrOptions({"logistic", "tanh", "identity"})],
+        "pretraining": [StrOptions({"layerwise"}), None],
+    }
+
+    def __init__(
+        self,
+        n_components=32,
+        *,
+        contraction_weight=0.1,
+        pretraining=None,
+        hidden_layer_sizes=(),
+        activation="relu",
+        code_activation="logistic",
+        loss="auto",
+        scaling="auto",
+        alpha=1e-5,
+        learning_rate=1e-3,
+        batch_size="auto",
+        max_iter=200,
+        shuffle=True,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        dropout=0.0,
+        random_state=None,
+        device="auto",
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.contraction_weight = contraction_weight
+        self.pretraining = pretraining
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.code_activation = code_activation
+        self.loss = loss
+        self.scaling = scaling
+        self.alpha = alpha
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.dropout = dropout
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    @classmethod
+    def _check_instances(cls):
+        """The closed-form and the batched-Jacobian penalties, small."""
+        return [
+            cls(n_components=4, max_iter=5),
+            cls(n_components=4, hidden_layer_sizes=(8,), code_activation="tanh",
+                pretraining="layerwise", max_iter=5),
+        ]
+
+    # ------------------------------------------------------------------ hooks
+    def _code_activation(self):
+        return None if self.code_activation == "identity" else self.code_activation
+
+    def _make_objective(self):
+        return ContractiveObjective(self.loss_, self.contraction_weight)
+
+    def _fit_loop(self, net, X_train, X_valid):
+        return fit_loop_with_pretraining(self, net, X_train, X_valid)

@@ -1,0 +1,275 @@
+"""DenoisingAE: an autoencoder trained to reconstruct clean inputs from corrupted ones."""
+
+from numbers import Real
+
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from skae._base import BaseAutoencoder, ReconstructionObjective
+from skae._noise import NOISE_KINDS, corrupt
+from skae._pretraining import fit_loop_with_pretraining
+
+
+class DenoisingObjective(ReconstructionObjective):
+    """Reconstruction of the clean ``x`` from a freshly corrupted copy of it."""
+
+    def __init__(self, loss, noise, noise_level, low, high):
+        super().__init__(loss)
+        self.noise = noise
+        self.noise_level = noise_level
+        self.register_buffer("low", low)
+        self.register_buffer("high", high)
+
+    def corrupt(self, x):
+        return corrupt(x, self.noise, self.noise_level, self.low, self.high)
+
+
+class DenoisingAE(BaseAutoencoder):
+    r"""Denoising autoencoder: learns to undo a corruption of its input.
+
+    Each training sample :math:`x` is corrupted afresh, every mini-batch of
+    every epoch, into :math:`\tilde x \sim q(\tilde x \mid x)`, and the
+    network is trained to recover the *clean* sample:
+
+    .. math::
+
+        \min_{f, g} \frac1m \sum_{i=1}^m
+        \ell\big(x_i, g(f(\tilde x_i))\big)
+        + \frac{\alpha}{2} \sum_W \lVert W \rVert_F^2 ,
+        \qquad \tilde x_i \sim q(\cdot \mid x_i),
+
+    where :math:`\ell` is the per-feature mean squared error or binary
+    cross-entropy. The corruption :math:`q` (``noise``) is one of
+
+    - ``"gaussian"``: :math:`\tilde x = x + \sigma u`,
+      :math:`u \sim \mathcal N(0, I)`, :math:`\sigma` = ``noise_level``;
+    - ``"masking"`` (input dropout): each feature is set to 0 with
+      probability ``noise_level``;
+    - ``"salt_and_pepper"``: each feature is set, with probability
+      ``noise_level``, to its minimum or maximum over the training data
+      (each with probability 1/2).
+
+    Noise is applied in the internally scaled space: for data in [0, 1]
+    (BCE, e.g. pixel intensities) that is the data's own units; for
+    standardized data (MSE), ``noise_level`` of ``"gaussian"`` is a fraction
+    of each feature's standard deviation and ``"masking"`` sets a feature to
+    its training mean. ``transform``, ``inverse_transform``, ``denoise`` and
+    ``score_samples`` never add noise.
+
+    Parameters
+    ----------
+    n_components : int, default=32
+        Size of the code. Overcomplete codes are fine: the corruption, not
+        the bottleneck, stops the network from copying its input.
+    noise : {"gaussian", "masking", "salt_and_pepper"}, default="masking"
+        The corruption process.
+    noise_level : float, default=0.3
+        Standard deviation (``"gaussian"``) or probability per feature
+        (``"masking"``, ``"salt_and_pepper"``, then at most 1).
+    pretraining : {"layerwise"} or None, default=None
+        ``"layerwise"``: greedy layer-wise pretraining of the stacked
+        autoencoder before the end-to-end training, which is then
+        fine-tuning.
+    hidden_layer_sizes : array-like of int, default=(128,)
+        Widths of the encoder's hidden layers, input side first; the decoder
+        mirrors them.
+    activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
+            default="relu"
+        Activation of the hidden layers. The code layer is linear.
+    loss : {"auto", "mse", "bce"}, default="auto"
+        Reconstruction loss; ``"auto"`` is ``"bce"`` for data in [0, 1].
+    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
+        Internal input scaling (standardize for MSE, [0, 1] for BCE).
+    alpha : float, default=1e-5
+        L2 penalty on the weights.
+    learning_rate : float, default=1e-3
+        Adam step size.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
+    max_iter : int, default=200
+        Maximum number of epochs (per level when pretraining).
+    shuffle : bool, default=True
+        Reshuffle the samples each epoch.
+    tol : float, default=1e-4
+        Minimum loss improvement for the stopping rule.
+    early_stopping : bool, default=False
+        Monitor a held-out ``validation_fraction`` (clean reconstruction loss)
+        to stop and keep the best weights.
+    validation_fraction : float, default=0.1
+        Share of the data held out when ``early_stopping=True``.
+    n_iter_no_change : int, default=10
+        Patience, in epochs, of the stopping rule.
+    dropout : float, default=0.0
+        Dropout probability on hidden layers during training.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization, shuffling, dropout and the corruption noise.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when available, else on the CPU.
+    verbose : int, default=0
+        Show a progress bar when positive.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The fitted autoencoder.
+    loss_ : str
+        Loss actually used (``"mse"`` or ``"bce"``).
+    scaling_ : str
+        Scaling actually used.
+    offset_ : ndarray of shape (n_features_in_,)
+        Per-feature offset subtracted before encoding.
+    scale_ : ndarray of shape (n_features_in_,)
+        Per-feature divisor applied before encoding.
+    device_ : torch.device
+        Device the model lives on.
+    n_iter_ : int
+        Number of epochs run (pretraining included).
+    n_pretraining_iter_ : int
+        Number of layer-wise pretraining epochs (0 without pretraining).
+    loss_curve_ : list of float
+        Mean training loss (on corrupted inputs) per epoch, pretraining
+        epochs first.
+    validation_loss_curve_ : list of float
+        Validation loss per epoch (only with an early-stopping split).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : Linear reconstruction; its projection also
+        removes isotropic noise outside the principal subspace.
+    sklearn.impute.IterativeImputer : Fills in missing values, the
+        ``"masking"`` task, feature by feature.
+    AutoencoderTransformer : The same network trained without corruption.
+    ContractiveAE : Robustness to infinitesimal input changes, analytically.
+
+    References
+    ----------
+    P. Vincent, H. Larochelle, I. Lajoie, Y. Bengio and P.-A. Manzagol,
+    "Stacked denoising autoencoders", JMLR 11, 2010.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import DenoisingAE
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> X = X / 16.0
+    >>> dae = DenoisingAE(noise="masking", noise_level=0.3, max_iter=5,
+    ...                   random_state=0).fit(X)
+    >>> X_noisy = X * (np.random.default_rng(0).random(X.shape) > 0.3)
+    >>> dae.denoise(X_noisy).shape
+    (1797, 64)
+    """
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        "noise": [StrOptions(set(NOISE_KINDS))],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "pretraining": [StrOptions({"layerwise"}), None],
+    }
+
+    def __init__(
+        self,
+        n_components=32,
+        *,
+        noise="masking",
+        noise_level=0.3,
+        pretraining=None,
+        hidden_layer_sizes=(128,),
+        activation="relu",
+        loss="auto",
+        scaling="auto",
+        alpha=1e-5,
+        learning_rate=1e-3,
+        batch_size="auto",
+        max_iter=200,
+        shuffle=True,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        dropout=0.0,
+        random_state=None,
+        device="auto",
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.noise = noise
+        self.noise_level = noise_level
+        self.pretraining = pretraining
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.loss = loss
+        self.scaling = scaling
+        self.alpha = alpha
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.dropout = dropout
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    @classmethod
+    def _check_instances(cls):
+        """Small configurations of every corruption for the common checks."""
+        return [
+            cls(n_components=4, hidden_layer_sizes=(8,), noise="masking",
+                max_iter=5),
+            cls(n_components=4, hidden_layer_sizes=(8,), noise="gaussian",
+                pretraining="layerwise", max_iter=5),
+            cls(n_components=4, hidden_layer_sizes=(), noise="salt_and_pepper",
+                max_iter=5),
+        ]
+
+    # ------------------------------------------------------------------ hooks
+    def _validate_model_params(self, n_features):
+        super()._validate_model_params(n_features)
+        if self.noise in ("masking", "salt_and_pepper") and self.noise_level > 1:
+            raise ValueError(
+                f"noise_level={self.noise_level} is a probability for "
+                f"noise={self.noise!r} and must lie in [0, 1]."
+            )
+
+    def _start_training(self, X, seed):
+        super()._start_training(X, seed)
+        # Salt-and-pepper extremes: per-feature min / max of the scaled data
+        # (scaling is increasing and per feature; reductions stream a memmap).
+        self._noise_low = (X.min(axis=0) - self.offset_) / self.scale_
+        self._noise_high = (X.max(axis=0) - self.offset_) / self.scale_
+
+    def _make_objective(self):
+        return DenoisingObjective(
+            self.loss_,
+            self.noise,
+            self.noise_level,
+            torch.as_tensor(self._noise_low, dtype=torch.float32, device=self.device_),
+            torch.as_tensor(self._noise_high, dtype=torch.float32, device=self.device_),
+        )
+
+    def _fit_loop(self, net, X_train, X_valid):
+        return fit_loop_with_pretraining(self, net, X_train, X_valid)
+
+    # ------------------------------------------------------------- public API
+    def denoise(self, X):
+        """Reconstruct X through the network: ``inverse_transform(transform(X))``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Possibly corrupted data, in the units seen in ``fit``.
+
+        Returns
+        -------
+        X_denoised : ndarray of shape (n_samples, n_features_in_)
+            The reconstructions, in the units of the training data.
+        """
+        return self.inverse_transform(self.transform(X))

@@ -1,0 +1,416 @@
+"""SparseAE: autoencoders with sparse codes (L1, KL or top-k sparsity)."""
+
+import math
+from numbers import Integral, Real
+
+import torch
+from skorch.callbacks import Callback
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from skae._base import BaseAutoencoder, ReconstructionObjective
+from skae._losses import reconstruction_loss
+from skae._penalties import TopK, kl_sparsity_penalty, l1_penalty
+from skae._pretraining import fit_loop_with_pretraining, iter_rows
+from skae.nn import linear_layers
+
+#: Default ``sparsity_weight`` for each penalty.
+DEFAULT_SPARSITY_WEIGHT = {"l1": 0.02, "kl": 0.1, "topk": 0.0}
+
+#: A sigmoid (KL) unit "fires" on a sample when its activation exceeds this.
+SIGMOID_FIRING_THRESHOLD = 0.5
+
+
+def _fires(code, threshold):
+    """Which activations count as firing: non-zero, or above ``threshold``."""
+    return code != 0 if threshold is None else code > threshold
+
+
+class SparsityObjective(ReconstructionObjective):
+    """Reconstruction loss plus an L1 or KL sparsity penalty on the code.
+
+    While training it also records which code units fired on at least one
+    sample since the last reset (``fired``), for dead-unit resampling.
+    """
+
+    def __init__(self, loss, sparsity, weight, rho, threshold):
+        super().__init__(loss)
+        self.sparsity = sparsity
+        self.weight = weight
+        self.rho = rho
+        self.threshold = threshold
+        self.fired = None
+
+    def penalty(self, code, x_in, module):
+        if self.sparsity == "l1" and self.weight > 0:
+            return self.weight * l1_penalty(code)
+        if self.sparsity == "kl" and self.weight > 0:
+            return self.weight * kl_sparsity_penalty(code, self.rho)
+        return None
+
+    def forward(self, module, x, training=True):
+        code = module.encode(x)
+        value = reconstruction_loss(module.decode(code), x, self.loss).mean()
+        if training:
+            fired = _fires(code.detach(), self.threshold).any(dim=0)
+            self.fired = fired if self.fired is None else self.fired | fired
+        extra = self.penalty(code, x, module)
+        return value if extra is None else value + extra
+
+
+class DeadUnitResampler(Callback):
+    """Re-initialize code units that fired on no sample during the last epoch.
+
+    A simplified form of the neuron resampling used to train sparse
+    autoencoders at scale (Bricken et al., 2023): the encoder row and bias of
+    a dead unit and its decoder column get a fresh random direction with the
+    mean norm of the live units, and their Adam moments are reset. It runs at
+    the start of an epoch, so a resampled unit always trains for at least one
+    epoch before training ends.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        objective = net.criterion_
+        fired = objective.fired
+        objective.fired = None
+        if fired is None or fired.all() or not fired.any():
+            return
+        dead = ~fired
+        enc = linear_layers(net.module_.encoder)[-1]
+        dec = linear_layers(net.module_.decoder)[0]
+        with torch.no_grad():
+            enc_norm = enc.weight[fired].norm(dim=1).mean()
+            new_rows = torch.randn(int(dead.sum()), enc.in_features).to(enc.weight)
+            enc.weight[dead] = new_rows / new_rows.norm(dim=1, keepdim=True) * enc_norm
+            enc.bias[dead] = 0.0
+            dec_norm = dec.weight[:, fired].norm(dim=0).mean()
+            new_cols = torch.randn(dec.out_features, int(dead.sum())).to(dec.weight)
+            dec.weight[:, dead] = new_cols / new_cols.norm(dim=0) * dec_norm
+        state = net.optimizer_.state
+        for param, index in ((enc.weight, dead), (enc.bias, dead)):
+            for moment in ("exp_avg", "exp_avg_sq"):
+                if param in state and moment in state[param]:
+                    state[param][moment][index] = 0.0
+        if dec.weight in state:
+            for moment in ("exp_avg", "exp_avg_sq"):
+                if moment in state[dec.weight]:
+                    state[dec.weight][moment][:, dead] = 0.0
+
+
+class SparseAE(BaseAutoencoder):
+    r"""Sparse autoencoder: an (often overcomplete) code with few active units.
+
+    The encoder :math:`f` maps a sample to a code :math:`h = f(x)` of
+    ``n_components`` units, usually more than the input features; the decoder
+    :math:`g` maps it back. Sparsity, not a bottleneck, keeps the network from
+    learning the identity. Three ways to impose it (``sparsity``):
+
+    - ``"kl"`` (sigmoid code units, :math:`h_j \in (0, 1)`): with
+      :math:`\hat\rho_j = \frac1m \sum_{i=1}^m h_j^{(i)}` the mean activation of
+      unit :math:`j` over the mini-batch,
+
+      .. math::
+
+          \min_{f, g} \frac1m \sum_{i=1}^m \ell\big(x_i, g(f(x_i))\big)
+          + \beta \sum_{j=1}^{n_\text{components}}
+          \Big(\rho \log\frac{\rho}{\hat\rho_j}
+          + (1 - \rho) \log\frac{1 - \rho}{1 - \hat\rho_j}\Big) ;
+
+    - ``"l1"`` (ReLU code units, :math:`h_j \ge 0`):
+
+      .. math::
+
+          \min_{f, g} \frac1m \sum_{i=1}^m \Big[\ell\big(x_i, g(f(x_i))\big)
+          + \beta \lVert f(x_i) \rVert_1\Big] ;
+
+    - ``"topk"`` (k-sparse autoencoder): the code keeps the :math:`k` largest
+      of the linear encoder outputs of each sample and zeroes the others,
+      :math:`h = \mathrm{TopK}_k(W x + b)`, and the plain reconstruction loss
+      is minimized. Every code has exactly :math:`k` non-zeros.
+
+    :math:`\ell` is the per-feature mean squared error or binary
+    cross-entropy, and an L2 penalty :math:`\frac{\alpha}{2}\sum_W \lVert W
+    \rVert_F^2` on the weights is added as in
+    :class:`~skae.AutoencoderTransformer`.
+
+    Units that never fire waste capacity ("dead" units). With
+    ``resample_dead=True`` (L1 and top-k), a unit that fired on no training
+    sample during an epoch is re-initialized, as done when training sparse
+    autoencoders at scale; the KL penalty needs no such help since its
+    gradient raises the activity of any unit with :math:`\hat\rho_j < \rho`.
+    ``dead_fraction_`` reports the share of units that fire on no training
+    sample at the end of ``fit``.
+
+    Parameters
+    ----------
+    n_components : int, default=128
+        Number of code units; larger than ``n_features`` is the normal use.
+    sparsity : {"kl", "l1", "topk"}, default="kl"
+        How sparsity is imposed (see above).
+    sparsity_target : float, default=0.05
+        Target mean activation :math:`\rho` of each unit for ``"kl"``; must
+        lie in (0, 1). The notes recommend 0.01 to 0.05 (up to 0.1).
+    sparsity_weight : float, default=None
+        Penalty weight :math:`\beta`: 0.1 for ``"kl"`` and 0.02 for ``"l1"``
+        when None; not used by ``"topk"``.
+    k : int, default=None
+        Number of units kept per sample for ``"topk"``;
+        ``max(1, n_components // 10)`` when None. Must not exceed
+        ``n_components``.
+    resample_dead : bool, default=True
+        Re-initialize units that fired on no sample during an epoch
+        (``"l1"`` and ``"topk"`` only).
+    pretraining : {"layerwise"} or None, default=None
+        ``"layerwise"``: greedy layer-wise pretraining of the stacked
+        autoencoder (each level a shallow autoencoder of the previous level's
+        codes) before the end-to-end training, which is then fine-tuning.
+        Only matters with hidden layers.
+    hidden_layer_sizes : array-like of int, default=()
+        Widths of the encoder's hidden layers, input side first; the decoder
+        mirrors them. ``()`` is the classic single-layer sparse autoencoder.
+    activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
+            default="relu"
+        Activation of the hidden layers (the code activation is set by
+        ``sparsity``).
+    loss : {"auto", "mse", "bce"}, default="auto"
+        Reconstruction loss; ``"auto"`` is ``"bce"`` for data in [0, 1].
+    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
+        Internal input scaling (standardize for MSE, [0, 1] for BCE).
+    alpha : float, default=1e-5
+        L2 penalty on the weights.
+    learning_rate : float, default=1e-3
+        Adam step size.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``. The KL
+        penalty's :math:`\hat\rho_j` is a mean over one mini-batch.
+    max_iter : int, default=200
+        Maximum number of epochs (per level when pretraining).
+    shuffle : bool, default=True
+        Reshuffle the samples each epoch.
+    tol : float, default=1e-4
+        Minimum loss improvement for the stopping rule.
+    early_stopping : bool, default=False
+        Monitor a held-out ``validation_fraction`` to stop and keep the best
+        weights.
+    validation_fraction : float, default=0.1
+        Share of the data held out when ``early_stopping=True``.
+    n_iter_no_change : int, default=10
+        Patience, in epochs, of the stopping rule.
+    dropout : float, default=0.0
+        Dropout probability on hidden layers during training.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization, shuffling, dropout and resampling.
+    device : str or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when available, else on the CPU.
+    verbose : int, default=0
+        Show a progress bar when positive.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The fitted autoencoder.
+    dead_fraction_ : float
+        Share of code units that fire on no training sample after ``fit``
+        (a unit fires when its activation is non-zero; above 0.5 for the
+        sigmoid units of ``"kl"``).
+    k_ : int or None
+        Number of units kept per sample (``"topk"`` only).
+    loss_ : str
+        Loss actually used (``"mse"`` or ``"bce"``).
+    scaling_ : str
+        Scaling actually used.
+    offset_ : ndarray of shape (n_features_in_,)
+        Per-feature offset subtracted before encoding.
+    scale_ : ndarray of shape (n_features_in_,)
+        Per-feature divisor applied before encoding.
+    device_ : torch.device
+        Device the model lives on.
+    n_iter_ : int
+        Number of epochs run (pretraining included).
+    n_pretraining_iter_ : int
+        Number of layer-wise pretraining epochs (0 without pretraining).
+    loss_curve_ : list of float
+        Mean training loss per epoch: pretraining epochs first, if any.
+    validation_loss_curve_ : list of float
+        Validation loss per epoch (only with an early-stopping split).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    sklearn.decomposition.DictionaryLearning : Sparse codes by alternating
+        minimization (an iterative encoder) instead of a learned one.
+    sklearn.decomposition.MiniBatchDictionaryLearning : Its online version.
+    sklearn.decomposition.SparsePCA : Sparse components rather than codes.
+    sklearn.neural_network.BernoulliRBM : Another single-layer learner of
+        binary hidden features.
+    DenoisingAE : Robustness to corrupted inputs instead of sparsity.
+    ContractiveAE : Penalizes the encoder's Jacobian instead of the code.
+
+    References
+    ----------
+    A. Ng, "Sparse autoencoder", CS294A lecture notes, 2011.
+    A. Makhzani and B. Frey, "k-Sparse Autoencoders", ICLR 2014.
+    T. Bricken et al., "Towards Monosemanticity", Anthropic, 2023.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import SparseAE
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> sae = SparseAE(n_components=128, sparsity="topk", k=8, max_iter=5,
+    ...                random_state=0)
+    >>> Z = sae.fit_transform(X)
+    >>> Z.shape
+    (1797, 128)
+    >>> int((Z != 0).sum(axis=1).max())
+    8
+    """
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        "sparsity": [StrOptions({"kl", "l1", "topk"})],
+        "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
+        "sparsity_weight": [Interval(Real, 0, None, closed="left"), None],
+        "k": [Interval(Integral, 1, None, closed="left"), None],
+        "resample_dead": ["boolean"],
+        "pretraining": [StrOptions({"layerwise"}), None],
+    }
+
+    def __init__(
+        self,
+        n_components=128,
+        *,
+        sparsity="kl",
+        sparsity_target=0.05,
+        sparsity_weight=None,
+        k=None,
+        resample_dead=True,
+        pretraining=None,
+        hidden_layer_sizes=(),
+        activation="relu",
+        loss="auto",
+        scaling="auto",
+        alpha=1e-5,
+        learning_rate=1e-3,
+        batch_size="auto",
+        max_iter=200,
+        shuffle=True,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        dropout=0.0,
+        random_state=None,
+        device="auto",
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.sparsity = sparsity
+        self.sparsity_target = sparsity_target
+        self.sparsity_weight = sparsity_weight
+        self.k = k
+        self.resample_dead = resample_dead
+        self.pretraining = pretraining
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.loss = loss
+        self.scaling = scaling
+        self.alpha = alpha
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.dropout = dropout
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    @classmethod
+    def _check_instances(cls):
+        """Small configurations of every sparsity for the common checks."""
+        return [
+            cls(n_components=16, sparsity="kl", max_iter=5),
+            cls(n_components=16, sparsity="l1", max_iter=5),
+            # k=None: the checks set n_components=1, and k <= n_components.
+            cls(n_components=16, sparsity="topk", hidden_layer_sizes=(8,),
+                pretraining="layerwise", max_iter=5),
+        ]
+
+    # ------------------------------------------------------------------ hooks
+    def _resolved_k(self):
+        if self.sparsity != "topk":
+            return None
+        return max(1, self.n_components // 10) if self.k is None else self.k
+
+    def _validate_model_params(self, n_features):
+        super()._validate_model_params(n_features)
+        if self.sparsity == "topk" and self.k is not None and self.k > self.n_components:
+            raise ValueError(
+                f"k={self.k} must not exceed n_components={self.n_components}: "
+                "top-k sparsity keeps k of the n_components code units."
+            )
+        self.k_ = self._resolved_k()
+
+    def _code_activation(self):
+        return {"kl": "logistic", "l1": "relu", "topk": None}[self.sparsity]
+
+    def _build_module(self, n_features):
+        module = super()._build_module(n_features)
+        if self.sparsity == "topk":
+            module.encoder.append(TopK(self._resolved_k()))
+        elif self.sparsity == "kl":
+            # Start every sigmoid unit at the target activity rho: from the
+            # default bias 0 (activity 1/2) Adam needs thousands of steps to
+            # get there, during which the penalty dominates the loss.
+            rho = self.sparsity_target
+            with torch.no_grad():
+                linear_layers(module.encoder)[-1].bias.fill_(math.log(rho / (1 - rho)))
+        return module
+
+    def _firing_threshold(self):
+        # ReLU and top-k codes fire when non-zero; sigmoid codes never are.
+        return SIGMOID_FIRING_THRESHOLD if self.sparsity == "kl" else None
+
+    def _make_objective(self):
+        weight = self.sparsity_weight
+        if weight is None:
+            weight = DEFAULT_SPARSITY_WEIGHT[self.sparsity]
+        return SparsityObjective(
+            self.loss_,
+            self.sparsity,
+            weight,
+            self.sparsity_target,
+            self._firing_threshold(),
+        )
+
+    def _extra_callbacks(self):
+        if self.resample_dead and self.sparsity in ("l1", "topk"):
+            return [("resample_dead", DeadUnitResampler())]
+        return []
+
+    def _fit_loop(self, net, X_train, X_valid):
+        return fit_loop_with_pretraining(self, net, X_train, X_valid)
+
+    def _train(self, net, X_train, X_valid, epochs):
+        reason = super()._train(net, X_train, X_valid, epochs)
+        self.dead_fraction_ = self._dead_fraction(X_train)
+        return reason
+
+    def _dead_fraction(self, X):
+        module = self.module_
+        was_training = module.training
+        module.eval()
+        fired = torch.zeros(self.n_components, dtype=torch.bool, device=self.device_)
+        with torch.no_grad():
+            for x in iter_rows(X):
+                code = module.encode(x)
+                fired |= _fires(code, self._firing_threshold()).any(dim=0)
+        module.train(was_training)
+        return float(1.0 - fired.float().mean().item())
+
