@@ -2,7 +2,8 @@
 
 from skae._autoencoder import AutoencoderTransformer
 from skae._persistence import load, save
+from skae._vae import VAE
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderTransformer", "load", "save"]
+__all__ = ["AutoencoderTransformer", "VAE", "load", "save"]

@@ -7,11 +7,14 @@ from skae.nn._mlp import (
     make_mlp,
     output_activation,
 )
+from skae.nn._vae import GaussianEncoder, VAEModule
 
 __all__ = [
     "ACTIVATIONS",
+    "GaussianEncoder",
     "MLPAutoencoder",
     "linear_layers",
     "make_mlp",
     "output_activation",
+    "VAEModule",
 ]
