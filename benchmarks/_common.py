@@ -15,9 +15,7 @@ def timed(fn, *args, **kwargs):
 
 def machine_line():
     """One line naming the machine, for result tables."""
-    device = (
-        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"
-    )
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"
     return (
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
         f"torch threads, torch {torch.__version__}, {device}"

@@ -70,7 +70,9 @@ def main():
         ae.fit(rng.rand(2000, args.features).astype(np.float32))
     X = np.empty((args.rows, args.features), dtype=np.float32)
     for start in range(0, args.rows, 100_000):  # fill without a float64 temporary
-        X[start : start + 100_000] = rng.rand(min(100_000, args.rows - start), args.features)
+        X[start : start + 100_000] = rng.rand(
+            min(100_000, args.rows - start), args.features
+        )
     mb = 1 / 2**20
     widths = [args.features, 256, 128, 32, 128, 256, args.features]
     batch_activations = skae._base.INFERENCE_BATCH_SIZE * max(widths) * 4 * 2
@@ -93,9 +95,9 @@ def main():
 
     def one_full_batch():
         with torch.inference_mode():
-            x = (torch.from_numpy(X) - torch.from_numpy(ae.offset_).float()) / torch.from_numpy(
-                ae.scale_
-            ).float()
+            x = (
+                torch.from_numpy(X) - torch.from_numpy(ae.offset_).float()
+            ) / torch.from_numpy(ae.scale_).float()
             return ae.module_.encode(x).numpy()
 
     _, extra, seconds = peak_extra(one_full_batch)

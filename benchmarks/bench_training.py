@@ -176,12 +176,12 @@ def main():
         f"# {X_train.shape[0]} x {X_train.shape[1]} train rows, {args.epochs} "
         f"epochs, batch {args.batch_size}, device {device}; {machine_line()}"
     )
-    methods = {
-        k: v for k, v in METHODS.items() if not any(s in k for s in args.skip)
-    }
+    methods = {k: v for k, v in METHODS.items() if not any(s in k for s in args.skip)}
     times = {name: [] for name in methods}
     errors = {}
-    run_skae(X_train[:512], X_test, argparse.Namespace(**{**vars(args), "epochs": 1}), device)
+    run_skae(
+        X_train[:512], X_test, argparse.Namespace(**{**vars(args), "epochs": 1}), device
+    )
     for _ in range(args.repeats):  # interleaved, so drift hits all methods
         for name, fn in methods.items():
             seconds, err = fn(X_train, X_test, args, device)

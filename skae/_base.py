@@ -111,7 +111,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "scaling": [StrOptions({"auto", "standard", "minmax", "none"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -232,7 +235,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if isinstance(data, _engine.HostArray):
             # Out-of-core: hold out the last rows, so reads stay contiguous.
             X = data.X
-            train = _engine.HostArray(X[: n - n_valid], data.offset, data.scale, data.device)
+            train = _engine.HostArray(
+                X[: n - n_valid], data.offset, data.scale, data.device
+            )
             return train, data.rows(n - n_valid, n)
         order = torch.randperm(n, generator=generator).to(data.device)
         return data[order[n_valid:]], data[order[:n_valid]]
@@ -308,7 +313,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return reason
 
     def _gen_seed(self):
-        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        return int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
 
     # ------------------------------------------------------------- public API
     @_keeps_fitted_state

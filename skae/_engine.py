@@ -69,7 +69,9 @@ class HostArray:
         return len(self.X)
 
     def rows(self, start, stop):
-        batch = (np.asarray(self.X[start:stop], dtype=np.float64) - self.offset) / self.scale
+        batch = (
+            np.asarray(self.X[start:stop], dtype=np.float64) - self.offset
+        ) / self.scale
         batch = torch.from_numpy(batch.astype(np.float32)).to(self.device)
         if not bool(torch.isfinite(batch).all()):
             raise ValueError(

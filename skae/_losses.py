@@ -4,7 +4,6 @@ The estimators turn these into mini-batch objectives; keeping them pure makes
 the math testable against closed forms.
 """
 
-import torch
 import torch.nn.functional as F
 
 
@@ -40,4 +39,3 @@ def reconstruction_loss(output, target, loss):
     else:
         per_element = (output - target).square()
     return per_element.mean(dim=1)
-

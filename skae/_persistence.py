@@ -33,11 +33,17 @@ def _encode(value, tensors, key):
         tensors[key] = value.detach().cpu()
         return {"__tensor__": key}
     if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v, tensors, f"{key}.{i}") for i, v in enumerate(value)]}
+        return {
+            "__tuple__": [
+                _encode(v, tensors, f"{key}.{i}") for i, v in enumerate(value)
+            ]
+        }
     if isinstance(value, list):
         return [_encode(v, tensors, f"{key}.{i}") for i, v in enumerate(value)]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"__dict__": {k: _encode(v, tensors, f"{key}.{k}") for k, v in value.items()}}
+        return {
+            "__dict__": {k: _encode(v, tensors, f"{key}.{k}") for k, v in value.items()}
+        }
     raise TypeError(
         f"Cannot save attribute {key.split('.')[0]!r} of type {type(value).__name__} "
         "in the safe format (e.g. random_state must be an int or None)."
@@ -49,7 +55,7 @@ def _decode(value, tensors):
         return [_decode(v, tensors) for v in value]
     if not isinstance(value, dict):
         return value
-    (tag, payload), = value.items()
+    ((tag, payload),) = value.items()
     if tag == "__device__":
         return torch.device(payload)
     if tag == "__ndarray__":
@@ -162,7 +168,9 @@ def load(path, device=None):
     if payload["class"] not in classes:
         raise ValueError(f"{path} holds an unknown estimator {payload['class']!r}.")
     tensors = payload["tensors"]
-    estimator = classes[payload["class"]](**_decode(json.loads(payload["params"]), tensors))
+    estimator = classes[payload["class"]](
+        **_decode(json.loads(payload["params"]), tensors)
+    )
     for name, value in json.loads(payload["attributes"]).items():
         setattr(estimator, name, _decode(value, tensors))
     if payload["modules"]:

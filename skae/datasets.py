@@ -128,4 +128,6 @@ def load_anomaly(name):
     from scipy.io import loadmat
 
     mat = loadmat(_require(name))
-    return np.asarray(mat["X"], dtype=np.float64), np.asarray(mat["y"]).ravel().astype(int)
+    return np.asarray(mat["X"], dtype=np.float64), np.asarray(mat["y"]).ravel().astype(
+        int
+    )

@@ -14,7 +14,14 @@ import scipy.sparse as sp
 from hypothesis import strategies as st
 
 DTYPES = ["int64", "bool", "float16", "float32", "float64", "object", "str"]
-CONTAINERS = ["ndarray", "list", "dataframe", "mixed_dataframe", "categorical", "sparse"]
+CONTAINERS = [
+    "ndarray",
+    "list",
+    "dataframe",
+    "mixed_dataframe",
+    "categorical",
+    "sparse",
+]
 SPECIALS = ["none", "nan", "inf", "huge", "tiny", "constant_column"]
 
 
@@ -29,9 +36,11 @@ def bad_inputs(draw):
     special = draw(st.sampled_from(SPECIALS))
     seed = draw(st.integers(0, 2**16))
     rng = np.random.RandomState(seed)
-    shape = {1: (n_samples,), 2: (n_samples, n_features), 3: (n_samples, n_features, 2)}[
-        ndim
-    ]
+    shape = {
+        1: (n_samples,),
+        2: (n_samples, n_features),
+        3: (n_samples, n_features, 2),
+    }[ndim]
     X = rng.normal(scale=3.0, size=shape)
     if X.size and special != "none":
         flat = X.reshape(-1)
@@ -60,7 +69,9 @@ def bad_inputs(draw):
     if container == "mixed_dataframe" and X.shape[1]:
         frame[columns[0]] = ["a"] * len(frame)
     if container == "categorical" and X.shape[1]:
-        frame[columns[0]] = pd.Categorical(["x", "y"] * (len(frame) // 2) + ["x"] * (len(frame) % 2))
+        frame[columns[0]] = pd.Categorical(
+            ["x", "y"] * (len(frame) // 2) + ["x"] * (len(frame) % 2)
+        )
     if container == "sparse" and dtype not in ("str", "object"):
         return sp.csr_matrix(X.astype(float)), desc
     return frame, desc
@@ -115,7 +126,7 @@ def exercise(estimator, fitted, X):
     for method in ("fit", "transform", "score_samples"):
         if not hasattr(fitted, method):
             continue
-        outcome = check_outcome(lambda: getattr(fitted, method)(X))
+        outcome = check_outcome(lambda m=method: getattr(fitted, m)(X))
         outcomes.append(outcome)
         if method == "fit" and outcome == "ok":
             return outcomes  # a successful refit legitimately changes the model

@@ -79,7 +79,11 @@ def test_defaults_give_useful_model_on_raw_breast_cancer():
         return np.mean((model.inverse_transform(Z) - scaler.transform(X_test)) ** 2)
 
     ae_err = np.mean(
-        (scaler.transform(ae.inverse_transform(ae.transform(X_test))) - scaler.transform(X_test)) ** 2
+        (
+            scaler.transform(ae.inverse_transform(ae.transform(X_test)))
+            - scaler.transform(X_test)
+        )
+        ** 2
     )
     pca_err = mse(pca, pca.transform(scaler.transform(X_test)))
     # Raw features span 5 orders of magnitude; internal scaling copes.
@@ -105,7 +109,8 @@ def test_global_rng_untouched(digits):
 
 
 @pytest.mark.parametrize(
-    "dtype, expected", [(np.float32, np.float32), (np.float64, np.float64), (int, np.float64)]
+    "dtype, expected",
+    [(np.float32, np.float32), (np.float64, np.float64), (int, np.float64)],
 )
 def test_transform_keeps_float_dtype(digits, dtype, expected):
     X, _ = digits
@@ -132,7 +137,9 @@ def test_pipeline_and_grid_search(digits):
     pipe = Pipeline([("ae", quick(n_components=16, max_iter=30)), ("svc", SVC())])
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
     assert pipe.fit(X_train, y_train).score(X_test, y_test) > 0.85
-    search = GridSearchCV(pipe, {"ae__n_components": [2, 8]}, cv=3).fit(X[:600], y[:600])
+    search = GridSearchCV(pipe, {"ae__n_components": [2, 8]}, cv=3).fit(
+        X[:600], y[:600]
+    )
     assert search.best_params_["ae__n_components"] == 8
 
 
@@ -192,7 +199,11 @@ def test_partial_fit_continues_training(digits):
 def test_early_stopping_uses_validation_split(digits):
     X, _ = digits
     ae = AutoencoderTransformer(
-        n_components=8, early_stopping=True, n_iter_no_change=3, max_iter=500, random_state=0
+        n_components=8,
+        early_stopping=True,
+        n_iter_no_change=3,
+        max_iter=500,
+        random_state=0,
     ).fit(X)
     assert len(ae.validation_loss_curve_) == ae.n_iter_ == len(ae.loss_curve_)
     assert ae.n_iter_ < 500
@@ -214,7 +225,9 @@ def test_max_iter_reached_warns(digits):
 def test_divergence_restores_best_weights(digits):
     X, _ = digits
     with pytest.warns(RuntimeWarning, match="NaN or infinite"):
-        ae = AutoencoderTransformer(learning_rate=1e12, max_iter=30, random_state=0).fit(X)
+        ae = AutoencoderTransformer(
+            learning_rate=1e12, max_iter=30, random_state=0
+        ).fit(X)
     assert np.all(np.isfinite(ae.transform(X)))
     assert np.all(np.isfinite(ae.score_samples(X)))
 
@@ -272,7 +285,9 @@ def test_failed_calls_leave_fitted_model_unchanged(digits):
     ae = quick(max_iter=3).fit(X)
     before = ae.transform(X)
     state = dict(ae.__dict__)
-    bad_df = pd.DataFrame(np.full((5, 64), np.nan), columns=[f"c{i}" for i in range(64)])
+    bad_df = pd.DataFrame(
+        np.full((5, 64), np.nan), columns=[f"c{i}" for i in range(64)]
+    )
     for bad in (bad_df, np.full((5, 64), np.inf)):
         with pytest.raises(ValueError):
             ae.fit(bad)

@@ -11,9 +11,9 @@ from skae.utils import all_estimators
 
 def _instances():
     for _, cls in all_estimators():
-        yield from cls._check_instances() if hasattr(cls, "_check_instances") else [
-            cls()
-        ]
+        yield from (
+            cls._check_instances() if hasattr(cls, "_check_instances") else [cls()]
+        )
 
 
 def _expected_failed_checks(estimator):

@@ -114,7 +114,9 @@ def test_pickle_joblib_and_safe_format_are_bit_identical(cls, digits, tmp_path):
     Z = est.transform(X)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).transform(X), Z)
     joblib.dump(est, tmp_path / "model.joblib")
-    np.testing.assert_array_equal(joblib.load(tmp_path / "model.joblib").transform(X), Z)
+    np.testing.assert_array_equal(
+        joblib.load(tmp_path / "model.joblib").transform(X), Z
+    )
     skae.save(est, tmp_path / "model.skae")
     loaded = skae.load(tmp_path / "model.skae")
     assert type(loaded) is cls
@@ -195,13 +197,16 @@ def test_same_seed_same_result_in_a_fresh_process(digits):
     X, _ = digits
     code = (
         "import numpy as np, warnings; warnings.simplefilter('ignore');"
-        "from sklearn.datasets import load_digits; from skae import AutoencoderTransformer;"
+        "from sklearn.datasets import load_digits;"
+        "from skae import AutoencoderTransformer;"
         "X = load_digits().data[:400] / 16.0;"
         "Z = AutoencoderTransformer(max_iter=5, random_state=7).fit_transform(X);"
         "print(repr(Z.tobytes().hex()[:4000]), Z.sum().hex())"
     )
     runs = [
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         for _ in range(2)
     ]
     assert runs[0].stdout == runs[1].stdout
