@@ -216,8 +216,13 @@ class ContractiveAE(BaseAutoencoder):
         """The closed-form and the batched-Jacobian penalties, small."""
         return [
             cls(n_components=4, max_iter=5),
-            cls(n_components=4, hidden_layer_sizes=(8,), code_activation="tanh",
-                pretraining="layerwise", max_iter=5),
+            cls(
+                n_components=4,
+                hidden_layer_sizes=(8,),
+                code_activation="tanh",
+                pretraining="layerwise",
+                max_iter=5,
+            ),
         ]
 
     # ------------------------------------------------------------------ hooks

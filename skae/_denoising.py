@@ -1,4 +1,4 @@
-"""DenoisingAE: an autoencoder trained to reconstruct clean inputs from corrupted ones."""
+"""DenoisingAE: reconstructs clean inputs from freshly corrupted copies."""
 
 from numbers import Real
 
@@ -222,12 +222,20 @@ class DenoisingAE(BaseAutoencoder):
     def _check_instances(cls):
         """Small configurations of every corruption for the common checks."""
         return [
-            cls(n_components=4, hidden_layer_sizes=(8,), noise="masking",
-                max_iter=5),
-            cls(n_components=4, hidden_layer_sizes=(8,), noise="gaussian",
-                pretraining="layerwise", max_iter=5),
-            cls(n_components=4, hidden_layer_sizes=(), noise="salt_and_pepper",
-                max_iter=5),
+            cls(n_components=4, hidden_layer_sizes=(8,), noise="masking", max_iter=5),
+            cls(
+                n_components=4,
+                hidden_layer_sizes=(8,),
+                noise="gaussian",
+                pretraining="layerwise",
+                max_iter=5,
+            ),
+            cls(
+                n_components=4,
+                hidden_layer_sizes=(),
+                noise="salt_and_pepper",
+                max_iter=5,
+            ),
         ]
 
     # ------------------------------------------------------------------ hooks

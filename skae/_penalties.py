@@ -28,7 +28,8 @@ def l1_penalty(code):
 
 
 def bernoulli_kl(rho, rho_hat):
-    """Elementwise :math:`KL(\\rho \\| \\hat\\rho) = \\rho \\log\\frac{\\rho}{\\hat\\rho}
+    """Elementwise Bernoulli KL divergence,
+    :math:`KL(\\rho \\| \\hat\\rho) = \\rho \\log\\frac{\\rho}{\\hat\\rho}
     + (1 - \\rho) \\log\\frac{1 - \\rho}{1 - \\hat\\rho}`.
 
     ``rho_hat`` is clamped to :math:`[10^{-6}, 1 - 10^{-6}]` so that the value
@@ -88,7 +89,7 @@ def topk_activation(h, k):
     """
     if k >= h.shape[1]:
         return h
-    return h * topk_mask(h, k)
+    return torch.where(topk_mask(h, k), h, h.new_zeros(()))
 
 
 class TopK(nn.Module):
@@ -165,7 +166,7 @@ def jacobian_penalty(code, x):
 
 
 def single_sigmoid_layer(encoder):
-    """The ``nn.Linear`` of an encoder that is exactly ``Linear -> Sigmoid``, or None."""
+    """The ``nn.Linear`` of an encoder made of ``Linear -> Sigmoid`` only, or None."""
     layers = list(encoder) if isinstance(encoder, nn.Sequential) else []
     if (
         len(layers) == 2

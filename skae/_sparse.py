@@ -4,8 +4,8 @@ import math
 from numbers import Integral, Real
 
 import torch
-from skorch.callbacks import Callback
 from sklearn.utils._param_validation import Interval, StrOptions
+from skorch.callbacks import Callback
 
 from skae._base import BaseAutoencoder, ReconstructionObjective
 from skae._losses import reconstruction_loss
@@ -338,8 +338,13 @@ class SparseAE(BaseAutoencoder):
             cls(n_components=16, sparsity="kl", max_iter=5),
             cls(n_components=16, sparsity="l1", max_iter=5),
             # k=None: the checks set n_components=1, and k <= n_components.
-            cls(n_components=16, sparsity="topk", hidden_layer_sizes=(8,),
-                pretraining="layerwise", max_iter=5),
+            cls(
+                n_components=16,
+                sparsity="topk",
+                hidden_layer_sizes=(8,),
+                pretraining="layerwise",
+                max_iter=5,
+            ),
         ]
 
     # ------------------------------------------------------------------ hooks
@@ -350,7 +355,11 @@ class SparseAE(BaseAutoencoder):
 
     def _validate_model_params(self, n_features):
         super()._validate_model_params(n_features)
-        if self.sparsity == "topk" and self.k is not None and self.k > self.n_components:
+        if (
+            self.sparsity == "topk"
+            and self.k is not None
+            and self.k > self.n_components
+        ):
             raise ValueError(
                 f"k={self.k} must not exceed n_components={self.n_components}: "
                 "top-k sparsity keeps k of the n_components code units."
@@ -413,4 +422,3 @@ class SparseAE(BaseAutoencoder):
                 fired |= _fires(code, self._firing_threshold()).any(dim=0)
         module.train(was_training)
         return float(1.0 - fired.float().mean().item())
-

@@ -11,9 +11,7 @@ from skae._penalties import (
     sigmoid_contractive_penalty,
 )
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning"
-)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _finite_difference_norms(f, x, eps=1e-6):
@@ -46,7 +44,10 @@ def test_sigmoid_closed_form_equals_jacobian():
 def test_general_form_equals_jacobian_and_closed_form_gradient():
     torch.manual_seed(0)
     deep = torch.nn.Sequential(
-        torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3), torch.nn.Sigmoid()
+        torch.nn.Linear(5, 7),
+        torch.nn.Tanh(),
+        torch.nn.Linear(7, 3),
+        torch.nn.Sigmoid(),
     ).double()
     x = torch.randn(8, 5, dtype=torch.float64)
     code, penalty = contractive_penalty(deep, x)
@@ -92,8 +93,12 @@ def test_contraction_shrinks_the_jacobian(hidden):
 
 def test_penalty_enters_the_training_loss():
     X = np.random.default_rng(0).normal(size=(100, 5))
-    a = ContractiveAE(n_components=3, contraction_weight=0.0, max_iter=1, random_state=0)
-    b = ContractiveAE(n_components=3, contraction_weight=10.0, max_iter=1, random_state=0)
+    a = ContractiveAE(
+        n_components=3, contraction_weight=0.0, max_iter=1, random_state=0
+    )
+    b = ContractiveAE(
+        n_components=3, contraction_weight=10.0, max_iter=1, random_state=0
+    )
     assert b.fit(X).loss_curve_[0] > a.fit(X).loss_curve_[0]
 
 

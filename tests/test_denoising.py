@@ -7,9 +7,7 @@ from skae import AutoencoderTransformer
 from skae._denoising import DenoisingAE, DenoisingObjective
 from skae._noise import corrupt, gaussian_noise, masking_noise, salt_and_pepper_noise
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning"
-)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def test_gaussian_noise_statistics():
@@ -58,9 +56,7 @@ def test_objective_corrupts_only_in_training_and_targets_clean_input():
     seen = []
     module.encode = lambda x: seen.append(x.clone()) or x
     module.decode = lambda z: z
-    objective = DenoisingObjective(
-        "mse", "masking", 0.5, torch.zeros(6), torch.ones(6)
-    )
+    objective = DenoisingObjective("mse", "masking", 0.5, torch.zeros(6), torch.ones(6))
     x = torch.rand(50, 6) + 1.0
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -81,9 +77,7 @@ def test_inference_is_noise_free_and_deterministic():
     ).fit(X)
     np.testing.assert_array_equal(dae.transform(X), dae.transform(X))
     np.testing.assert_array_equal(dae.score_samples(X), dae.score_samples(X))
-    np.testing.assert_allclose(
-        dae.denoise(X), dae.inverse_transform(dae.transform(X))
-    )
+    np.testing.assert_allclose(dae.denoise(X), dae.inverse_transform(dae.transform(X)))
 
 
 def test_same_seed_same_noise_same_model():

@@ -10,9 +10,7 @@ from skae._pretraining import layer_pairs, pretrain_layerwise
 from skae._sparse import SparseAE
 from skae.nn import MLPAutoencoder
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning"
-)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _data(n=300, d=10, seed=0):
@@ -25,8 +23,12 @@ def test_layer_pairs_mirror_and_share_parameters():
     module = MLPAutoencoder(8, 2, (6, 4), dropout=0.1)
     pairs = layer_pairs(module)
     shapes = [
-        (p.encoder[0].in_features, p.encoder[0].out_features,
-         p.decoder[0].in_features, p.decoder[0].out_features)
+        (
+            p.encoder[0].in_features,
+            p.encoder[0].out_features,
+            p.decoder[0].in_features,
+            p.decoder[0].out_features,
+        )
         for p in pairs
     ]
     assert shapes == [(8, 6, 6, 8), (6, 4, 4, 6), (4, 2, 2, 4)]
@@ -90,8 +92,12 @@ def test_no_pretraining_by_default():
 def test_pretraining_helps_a_deep_stack_start():
     X = _data(n=400)
     common = dict(
-        n_components=2, hidden_layer_sizes=(16, 8), noise_level=0.0,
-        noise="gaussian", max_iter=10, random_state=0,
+        n_components=2,
+        hidden_layer_sizes=(16, 8),
+        noise_level=0.0,
+        noise="gaussian",
+        max_iter=10,
+        random_state=0,
     )
     pre = DenoisingAE(pretraining="layerwise", **common).fit(X)
     plain = DenoisingAE(**common).fit(X)
