@@ -60,13 +60,11 @@ def fista(B, G, alpha, *, Z0=None, positive=False, max_iter=200, tol=1e-6):
     Returns
     -------
     Z : tensor of shape (n_samples, n_components)
-    n_iter : int
-        Iterations run by the slowest row.
     """
     n_samples, n_components = B.shape
     Z = torch.zeros_like(B) if Z0 is None else Z0.clone()
     if n_samples == 0 or n_components == 0:
-        return Z, 0
+        return Z
     # Step 1/L with L the largest eigenvalue of G, the gradient's Lipschitz
     # constant; the floor keeps an all-zero dictionary from dividing by zero.
     lipschitz = torch.linalg.eigvalsh(G)[-1].clamp_min(torch.finfo(G.dtype).tiny)
@@ -81,8 +79,7 @@ def fista(B, G, alpha, *, Z0=None, positive=False, max_iter=200, tol=1e-6):
     active = torch.arange(n_samples, device=B.device)
     Z_act, Y, B_act = Z, Z.clone(), B
     t = torch.ones(n_samples, 1, dtype=B.dtype, device=B.device)
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    for _ in range(max_iter):
         Z_new = prox(Y - step * (Y @ G - B_act))
         done = _row_done(Z_new, Z_act, tol)
         # Restart momentum on rows whose step went uphill (gradient test).
@@ -106,7 +103,7 @@ def fista(B, G, alpha, *, Z0=None, positive=False, max_iter=200, tol=1e-6):
                 break
     if active.numel():
         Z[active] = Z_act
-    return Z, n_iter
+    return Z
 
 
 def hals_codes(B, G, Z0, *, alpha=0.0, n_sweeps=1, tol=None):
@@ -122,12 +119,12 @@ def hals_codes(B, G, Z0, *, alpha=0.0, n_sweeps=1, tol=None):
     Z = Z0.clone()
     n_samples, n_components = Z.shape
     if n_samples == 0:
-        return Z, 0
+        return Z
     diag = torch.diagonal(G).clamp_min(torch.finfo(G.dtype).tiny)
     active = torch.arange(n_samples, device=Z.device)
-    Z_act, B_act = Z, B
-    sweep = 0
-    for sweep in range(1, n_sweeps + 1):
+    # Work on a copy so that writing converged rows back into Z is safe.
+    Z_act, B_act = (Z.clone() if tol is not None else Z), B
+    for _ in range(n_sweeps):
         Z_old = Z_act.clone() if tol is not None else None
         for j in range(n_components):
             if G[j, j] <= 0:
@@ -145,10 +142,10 @@ def hals_codes(B, G, Z0, *, alpha=0.0, n_sweeps=1, tol=None):
             if active.numel() == 0:
                 break
     if tol is None:
-        return Z_act, sweep
+        return Z_act
     if active.numel():
         Z[active] = Z_act
-    return Z, sweep
+    return Z
 
 
 def nearest_atom(X, D):
