@@ -1,9 +1,20 @@
 """skae: autoencoders as first-class scikit-learn estimators."""
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._contractive import ContractiveAE
+from skae._denoising import DenoisingAE
 from skae._persistence import load, save
+from skae._sparse import SparseAE
 from skae._vae import VAE
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderTransformer", "VAE", "load", "save"]
+__all__ = [
+    "AutoencoderTransformer",
+    "ContractiveAE",
+    "DenoisingAE",
+    "SparseAE",
+    "VAE",
+    "load",
+    "save",
+]

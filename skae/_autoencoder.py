@@ -63,6 +63,11 @@ class AutoencoderTransformer(BaseAutoencoder):
         Patience, in epochs, of the stopping rule.
     dropout : float, default=0.0
         Dropout probability on hidden layers during training.
+    pretraining : {"layerwise"} or None, default=None
+        ``"layerwise"``: greedy layer-wise pretraining of the stacked
+        autoencoder (each encoder layer and its mirrored decoder layer trained
+        as a shallow autoencoder of the previous layer's codes, for up to
+        ``max_iter`` epochs each), then end-to-end fine-tuning.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, shuffling and dropout. With an int, CPU
         results are reproducible. The global RNGs are left untouched.
@@ -90,9 +95,11 @@ class AutoencoderTransformer(BaseAutoencoder):
     device_ : torch.device
         Device the model lives on.
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run (pretraining included).
+    n_pretraining_iter_ : int
+        Number of layer-wise pretraining epochs (0 without pretraining).
     loss_curve_ : list of float
-        Mean training loss per epoch.
+        Mean training loss per epoch: pretraining epochs first, if any.
     validation_loss_curve_ : list of float
         Validation loss per epoch (only when early stopping used a split).
     n_features_in_ : int
@@ -137,6 +144,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         validation_fraction=0.1,
         n_iter_no_change=10,
         dropout=0.0,
+        pretraining=None,
         random_state=None,
         device="auto",
         verbose=0,
@@ -156,6 +164,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.dropout = dropout
+        self.pretraining = pretraining
         self.random_state = random_state
         self.device = device
         self.verbose = verbose

@@ -122,6 +122,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "pretraining": [StrOptions({"layerwise"}), None],
         "random_state": ["random_state"],
         "device": [str, torch.device],
         "verbose": ["verbose"],
@@ -361,8 +362,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self
 
     def _fit_loop(self, net, X_train, X_valid):
-        """Train for ``max_iter`` epochs (subclasses may add phases)."""
-        return self._train(net, X_train, X_valid, self.max_iter)
+        """Train: optional greedy layer-wise pretraining, then ``max_iter``
+        epochs end to end (subclasses may add phases)."""
+        # Imported here: _pretraining builds on this module's objective.
+        from skae._pretraining import fit_loop_with_pretraining
+
+        return fit_loop_with_pretraining(self, net, X_train, X_valid)
 
     @_keeps_fitted_state
     @_fit_context(prefer_skip_nested_validation=True)

@@ -8,7 +8,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from skae._base import BaseAutoencoder, ReconstructionObjective
 from skae._losses import reconstruction_loss
 from skae._penalties import contractive_penalty
-from skae._pretraining import fit_loop_with_pretraining
 
 
 class ContractiveObjective(ReconstructionObjective):
@@ -161,7 +160,6 @@ class ContractiveAE(BaseAutoencoder):
         **BaseAutoencoder._parameter_constraints,
         "contraction_weight": [Interval(Real, 0, None, closed="left")],
         "code_activation": [StrOptions({"logistic", "tanh", "identity"})],
-        "pretraining": [StrOptions({"layerwise"}), None],
     }
 
     def __init__(
@@ -232,5 +230,3 @@ class ContractiveAE(BaseAutoencoder):
     def _make_objective(self):
         return ContractiveObjective(self.loss_, self.contraction_weight)
 
-    def _fit_loop(self, net, X_train, X_valid):
-        return fit_loop_with_pretraining(self, net, X_train, X_valid)

@@ -7,7 +7,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from skae._base import BaseAutoencoder, ReconstructionObjective
 from skae._noise import NOISE_KINDS, corrupt
-from skae._pretraining import fit_loop_with_pretraining
 
 
 class DenoisingObjective(ReconstructionObjective):
@@ -168,7 +167,6 @@ class DenoisingAE(BaseAutoencoder):
         **BaseAutoencoder._parameter_constraints,
         "noise": [StrOptions(set(NOISE_KINDS))],
         "noise_level": [Interval(Real, 0, None, closed="left")],
-        "pretraining": [StrOptions({"layerwise"}), None],
     }
 
     def __init__(
@@ -263,8 +261,6 @@ class DenoisingAE(BaseAutoencoder):
             torch.as_tensor(self._noise_high, dtype=torch.float32, device=self.device_),
         )
 
-    def _fit_loop(self, net, X_train, X_valid):
-        return fit_loop_with_pretraining(self, net, X_train, X_valid)
 
     # ------------------------------------------------------------- public API
     def denoise(self, X):

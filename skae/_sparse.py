@@ -10,7 +10,7 @@ from skorch.callbacks import Callback
 from skae._base import BaseAutoencoder, ReconstructionObjective
 from skae._losses import reconstruction_loss
 from skae._penalties import TopK, kl_sparsity_penalty, l1_penalty
-from skae._pretraining import fit_loop_with_pretraining, iter_rows
+from skae._pretraining import iter_rows
 from skae.nn import linear_layers
 
 #: Default ``sparsity_weight`` for each penalty.
@@ -275,7 +275,6 @@ class SparseAE(BaseAutoencoder):
         "sparsity_weight": [Interval(Real, 0, None, closed="left"), None],
         "k": [Interval(Integral, 1, None, closed="left"), None],
         "resample_dead": ["boolean"],
-        "pretraining": [StrOptions({"layerwise"}), None],
     }
 
     def __init__(
@@ -403,8 +402,6 @@ class SparseAE(BaseAutoencoder):
             return [("resample_dead", DeadUnitResampler())]
         return []
 
-    def _fit_loop(self, net, X_train, X_valid):
-        return fit_loop_with_pretraining(self, net, X_train, X_valid)
 
     def _train(self, net, X_train, X_valid, epochs):
         reason = super()._train(net, X_train, X_valid, epochs)

@@ -78,8 +78,11 @@ def bad_inputs(draw):
 
 
 def expected_dtype(X):
-    dtype = getattr(X, "dtype", None)
-    return np.float32 if dtype == np.float32 else np.float64
+    if hasattr(X, "dtypes"):  # a DataFrame: float32 only if every column is
+        is_float32 = len(X.dtypes) > 0 and all(dt == np.float32 for dt in X.dtypes)
+    else:
+        is_float32 = getattr(X, "dtype", None) == np.float32
+    return np.float32 if is_float32 else np.float64
 
 
 def check_outcome(call, n_rows=None, n_cols=None, dtype=None):

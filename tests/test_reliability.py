@@ -65,7 +65,8 @@ def test_random_inputs_give_result_or_clear_error(cls, case):
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 def test_bad_parameter_values_name_the_parameter(cls):
     X = np.random.RandomState(0).rand(10, 3)
-    for name in cls._parameter_constraints:
+    params = fast(cls).get_params()
+    for name in set(cls._parameter_constraints) & set(params):
         est = fast(cls).set_params(**{name: object()})
         with pytest.raises(ValueError, match=name):
             est.fit(X)
@@ -101,7 +102,7 @@ def test_keyboard_interrupt_leaves_usable_model(cls, digits):
 @pytest.mark.parametrize("cls", AUTOENCODERS, ids=lambda c: c.__name__)
 def test_divergence_is_reported_and_weights_restored(cls, digits):
     X, _ = digits
-    est = fast(cls, learning_rate=1e12, max_iter=20)
+    est = fast(cls, learning_rate=1e30, max_iter=20)
     with pytest.warns(RuntimeWarning, match="NaN or infinite"):
         est.fit(X * 1000)
     assert np.all(np.isfinite(est.transform(X)))
