@@ -343,3 +343,15 @@ def test_verbose_shows_progress(capsys, digits):
     quick(max_iter=3, verbose=1).fit(X[:100])
     err = capsys.readouterr().err
     assert "epoch" in err and "train_loss" in err
+
+
+def test_layerwise_pretraining_then_fine_tuning(digits):
+    X, _ = digits
+    ae = quick(n_components=8, hidden_layer_sizes=(32, 16), max_iter=4, tol=0.0)
+    ae.set_params(pretraining="layerwise").fit(X[:300])
+    # Three levels (64-32, 32-16, 16-8) of 4 epochs each, then 4 end to end.
+    assert ae.n_pretraining_iter_ == 12
+    assert ae.n_iter_ == len(ae.loss_curve_) == 16
+    plain = quick(n_components=8, hidden_layer_sizes=(32, 16), max_iter=4).fit(X[:300])
+    assert plain.n_pretraining_iter_ == 0
+    assert not np.allclose(plain.transform(X[:5]), ae.transform(X[:5]))
