@@ -402,7 +402,10 @@ def transform(estimator, X):
 def inverse_transform(estimator, X):
     """Lazy ``estimator.inverse_transform(X)`` for dask codes X."""
     return _lazy(
-        estimator, X, "inverse_transform", estimator.n_components,
+        estimator,
+        X,
+        "inverse_transform",
+        estimator.n_components,
         (estimator.n_features_in_,),
     )
 

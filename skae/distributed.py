@@ -106,7 +106,9 @@ class DistributedNet(_engine.FastNet):
     decisions)."""
 
     def wrap(self):
-        device_ids = [self.module_device.index] if self.module_device.type == "cuda" else None
+        device_ids = (
+            [self.module_device.index] if self.module_device.type == "cuda" else None
+        )
         # Plain attribute: skorch would otherwise register the wrapper as a
         # second copy of the module. DDP broadcasts rank 0's weights here.
         object.__setattr__(
@@ -197,7 +199,9 @@ def _fit(estimator, X, rank, world_size):
             data, torch.Generator().manual_seed(seed + 2 + rank)
         )
         monitor = "train_loss" if X_valid is None else "valid_loss"
-        net = estimator._make_net(len(X_train), seed + rank, estimator.max_iter, monitor)
+        net = estimator._make_net(
+            len(X_train), seed + rank, estimator.max_iter, monitor
+        )
         net = _as_distributed(net)
         reason = estimator._fit_loop(net, X_train, X_valid)
     _check_same_weights(estimator.module_)
@@ -247,7 +251,10 @@ def fit_distributed(estimator, X, y=None, *, backend=None):
         (``skae.save``, pickle, ``transform`` work in a plain process).
     """
     if not dist.is_initialized():
-        if int(os.environ.get("WORLD_SIZE", "1")) == 1 and "MASTER_ADDR" not in os.environ:
+        if (
+            int(os.environ.get("WORLD_SIZE", "1")) == 1
+            and "MASTER_ADDR" not in os.environ
+        ):
             return estimator.fit(X)
         init_process_group(backend)
     return _fit(estimator, X, dist.get_rank(), dist.get_world_size())

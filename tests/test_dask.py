@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-da = pytest.importorskip("dask.array", reason="dask is not installed (pip install skae[dask])")
+da = pytest.importorskip(
+    "dask.array", reason="dask is not installed (pip install skae[dask])"
+)
 dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] is not installed")
 
 import pandas as pd  # noqa: E402
@@ -84,7 +86,9 @@ def test_dask_rows_compute_each_chunk_once_per_pass():
     # Same batches as in-memory batching: 50 rows each, across chunk ends.
     assert [len(b) for b in batches] == [50] * 10
     np.testing.assert_allclose(torch.cat(batches).numpy(), X.astype(np.float32))
-    np.testing.assert_allclose(rows.rows(110, 250).numpy(), X[110:250].astype(np.float32))
+    np.testing.assert_allclose(
+        rows.rows(110, 250).numpy(), X[110:250].astype(np.float32)
+    )
 
     gen = torch.Generator().manual_seed(0)
     shuffled = torch.cat(list(rows.batches(50, shuffle=True, generator=gen))).numpy()
@@ -166,7 +170,9 @@ def test_dask_inference_is_lazy_and_blockwise():
 def test_dask_inference_checks_features_and_values():
     X = _data()
     est = AutoencoderTransformer(**COMMON).fit(X)
-    with pytest.raises(ValueError, match="X has 4 features, but AutoencoderTransformer"):
+    with pytest.raises(
+        ValueError, match="X has 4 features, but AutoencoderTransformer"
+    ):
         est.transform(da.from_array(X[:, :4], chunks=(100, 4)))
     bad = X.copy()
     bad[650, 0] = np.nan
@@ -230,13 +236,16 @@ def test_dask_fit_shuffled_and_early_stopping():
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        host="127.0.0.1",
-        dashboard_address=None,
-        processes=True,
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+            processes=True,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield client
 
 

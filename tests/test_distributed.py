@@ -105,8 +105,13 @@ def two_processes(tmp_path_factory):
         )
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(tmp / "worker.py"), str(tmp / "X.npy"),
-                 json.dumps(PARAMS), str(tmp / "model.skae")],
+                [
+                    sys.executable,
+                    str(tmp / "worker.py"),
+                    str(tmp / "X.npy"),
+                    json.dumps(PARAMS),
+                    str(tmp / "model.skae"),
+                ],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -124,8 +129,10 @@ def _single_process_reference():
     X = _data()
     half = N // 2
     order = np.concatenate(
-        [np.r_[t * B : (t + 1) * B, half + t * B : half + (t + 1) * B]
-         for t in range(half // B)]
+        [
+            np.r_[t * B : (t + 1) * B, half + t * B : half + (t + 1) * B]
+            for t in range(half // B)
+        ]
     )
     return AutoencoderTransformer(**{**PARAMS, "batch_size": 2 * B}).fit(X[order])
 
@@ -156,9 +163,7 @@ def test_rank0_model_loads_as_a_plain_fitted_estimator(two_processes):
     np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "n, world_size", [(10, 2), (11, 2), (7, 3), (2, 4)]
-)
+@pytest.mark.parametrize("n, world_size", [(10, 2), (11, 2), (7, 3), (2, 4)])
 def test_shard_bounds_are_equal_and_cover_every_row(n, world_size):
     bounds = [shard_bounds(n, r, world_size) for r in range(world_size)]
     sizes = {stop - start for start, stop in bounds}
