@@ -30,6 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skae import _engine
+from skae._dask import DaskDispatchMixin
 from skae._losses import reconstruction_loss
 from skae.nn import ACTIVATIONS, MLPAutoencoder, output_activation
 from skae.utils._device import resolve_device
@@ -53,6 +54,17 @@ def _keeps_fitted_state(method):
             raise
 
     return wrapper
+
+
+def _to_cpu(obj):
+    """Copy every tensor in a nested dict/list structure to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 def _chunked_mean_std(X, chunk=65536):
@@ -100,7 +112,9 @@ class ReconstructionObjective(torch.nn.Module):
         return value if extra is None else value + extra
 
 
-class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseAutoencoder(
+    DaskDispatchMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Base class for skae autoencoders. Not for direct use: use a subclass."""
 
     _parameter_constraints = {
@@ -192,7 +206,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         offset = np.zeros(n_features)
         scale = np.ones(n_features)
         if scaling == "standard":
-            offset, scale = _chunked_mean_std(X)
+            # Dask input arrives as precomputed statistics (skae._dask.DaskStats).
+            if hasattr(X, "mean_std"):
+                offset, scale = X.mean_std()
+            else:
+                offset, scale = _chunked_mean_std(X)
         elif scaling == "minmax" and not in_unit_interval:
             offset = X.min(axis=0).astype(np.float64)
             scale = X.max(axis=0).astype(np.float64) - offset
@@ -341,6 +359,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._validate_model_params(X.shape[1])
         self.device_ = resolve_device(self.device)
         self.__dict__.pop("validation_loss_curve_", None)
+        self.__dict__.pop("_optimizer_state", None)
         seed = self._gen_seed()
         with self._seed_context(seed):
             self._start_training(X, seed)
@@ -403,6 +422,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             net = getattr(self, "_net", None)
             if net is None:
                 net = self._make_net(len(X_t), seed, 1, "train_loss")
+                saved = self.__dict__.pop("_optimizer_state", None)
+                if saved is not None:
+                    net.optimizer_.load_state_dict(saved)
                 self._net = net
             # A stream has no fixed epoch count: only divergence stops it.
             dict(net.callbacks_)["monitor"].patience = None
@@ -428,7 +450,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         out = np.empty((X.shape[0], *n_out), dtype=out_dtype)
         with torch.inference_mode():
             for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
-                chunk = np.ascontiguousarray(X[start : start + INFERENCE_BATCH_SIZE])
+                chunk = X[start : start + INFERENCE_BATCH_SIZE]
+                # A read-only memmap slice is copied: torch wants writable memory.
+                if chunk.flags.writeable:
+                    chunk = np.ascontiguousarray(chunk)
+                else:
+                    chunk = np.array(chunk, order="C")
                 x = torch.as_tensor(chunk, device=self.device_).to(dtype)
                 if scale_input:
                     x = (x - offset) / scale
@@ -554,7 +581,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         state = dict(super().__getstate__())  # may be self.__dict__ itself
         # The skorch net only carries optimizer state between partial_fit
         # calls; weights travel as CPU tensors so a CUDA model loads anywhere.
-        state.pop("_net", None)
+        net = state.pop("_net", None)
+        if net is not None:
+            # Adam's moments let partial_fit continue seamlessly after a reload.
+            state["_optimizer_state"] = _to_cpu(net.optimizer_.state_dict())
         if "module_" in state:
             module = state["module_"]
             state["module_"] = {

@@ -122,6 +122,13 @@ class FastNet(NeuralNet):
         return X
 
     def get_iterator(self, dataset, training=False):
+        if hasattr(dataset, "batches"):
+            # A dataset that batches itself (skae._dask.DaskArrayRows: chunk by chunk).
+            return dataset.batches(
+                self.batch_size,
+                shuffle=training and self.shuffle,
+                generator=self.generator,
+            )
         batches = HostBatches if isinstance(dataset, HostArray) else TensorBatches
         return batches(
             dataset,

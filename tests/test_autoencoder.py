@@ -355,3 +355,14 @@ def test_layerwise_pretraining_then_fine_tuning(digits):
     plain = quick(n_components=8, hidden_layer_sizes=(32, 16), max_iter=4).fit(X[:300])
     assert plain.n_pretraining_iter_ == 0
     assert not np.allclose(plain.transform(X[:5]), ae.transform(X[:5]))
+
+
+def test_pickling_between_partial_fits_keeps_optimizer_state(digits):
+    X, _ = digits
+    chunks = np.array_split(X[:600], 3)
+    straight = AutoencoderTransformer(n_components=4, random_state=0)
+    reloaded = AutoencoderTransformer(n_components=4, random_state=0)
+    for chunk in chunks:
+        straight.partial_fit(chunk)
+        reloaded = pickle.loads(pickle.dumps(reloaded.partial_fit(chunk)))
+    np.testing.assert_allclose(reloaded.transform(X), straight.transform(X), atol=1e-6)
