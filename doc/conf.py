@@ -74,7 +74,9 @@ sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    "ignore_pattern": r"__init__\.py|/_",
+    # Only plot_*.py scripts form the gallery; other scripts in examples/
+    # (e.g. train_torchrun.py, launched by torchrun) are not gallery pages.
+    "ignore_pattern": r"(^|[/\\])(?!plot_)[^/\\]+\.py$",
     "plot_gallery": "False" if FAST else "True",
     "download_all_examples": False,
     "remove_config_comments": True,
@@ -102,6 +104,7 @@ suppress_warnings = ["myst.xref_missing", "myst.header"]
 
 # -- Model pages written separately: list only those that exist -------------
 OPTIONAL_PAGES = (
+    "scaling_out",
     "sparse_ae",
     "denoising_ae",
     "contractive_ae",
@@ -111,8 +114,8 @@ OPTIONAL_PAGES = (
 
 
 def _drop_missing_pages(app, docname, source):
-    """Remove toctree entries of model pages that are not written yet."""
-    if docname != "user_guide":
+    """Remove toctree entries of pages that are not written yet."""
+    if docname not in ("index", "user_guide"):
         return
     text = source[0]
     for page in OPTIONAL_PAGES:
