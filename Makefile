@@ -2,6 +2,7 @@
 #   make showcase   compare PCA, NMF, KMeans and an autoencoder on digits
 #   make test       run the test suite (what CI runs)
 #   make bench      run the training-overhead benchmark
+#   make docs       build the documentation (warnings are errors)
 # TORCH_SPEC pins the CPU build used by dev/CI; users install any torch>=2.2.
 
 VENV ?= .venv
@@ -9,7 +10,7 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 
-.PHONY: setup test showcase bench lint clean
+.PHONY: setup test showcase bench docs lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +24,14 @@ test: setup
 	$(PY) -m pytest
 
 showcase: setup
-	$(PY) examples/showcase.py
+	$(PY) examples/plot_showcase.py
 
 bench: setup
 	$(PY) benchmarks/bench_training.py
+
+docs: setup
+	$(PY) -m pip install -q -r doc/requirements.txt
+	SKAE_DOCS_FAST=1 $(PY) -m sphinx -W --keep-going -b html doc doc/_build/html
 
 lint: setup
 	$(VENV)/bin/ruff check skae tests examples benchmarks

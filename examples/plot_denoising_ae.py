@@ -1,7 +1,7 @@
 """
-===========================================
+=============================================
 Denoising digits with a denoising autoencoder
-===========================================
+=============================================
 
 A :class:`skae.DenoisingAE` learns to reconstruct clean digits from copies in
 which 30% of the pixels were set to zero (masking noise, drawn afresh for
