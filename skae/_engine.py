@@ -115,6 +115,7 @@ class FastNet(NeuralNet):
     def __init__(self, *args, shuffle=True, generator=None, **kwargs):
         self.shuffle = shuffle
         self.generator = generator
+        self._mode_set = None
         super().__init__(*args, **kwargs)
 
     def get_default_callbacks(self):
@@ -152,9 +153,17 @@ class FastNet(NeuralNet):
             loss = self.criterion_(self.module_, batch, training=False)
         return {"loss": loss, "y_pred": None}
 
+    def _set_training(self, training=True):
+        # skorch switches modes before every batch, walking every submodule;
+        # within an epoch the mode is fixed, so switch only when it changes.
+        if self._mode_set is not training:
+            super()._set_training(training)
+            self._mode_set = training
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
+        self._mode_set = None  # modes may have changed between epochs
         total = torch.zeros((), device=self.device)
         n_seen = 0
         for batch in iterator:
