@@ -480,7 +480,11 @@ class DictionaryLearner(
             self.alpha,
             Z0=Z0,
             max_iter=max_iter,
-            tol=_TRANSFORM_TOL if tol is None else tol,
+            # float32 cannot resolve changes much below its epsilon.
+            tol=max(
+                _TRANSFORM_TOL if tol is None else tol,
+                10 * torch.finfo(Xt.dtype).eps,
+            ),
         )
 
     def _set_state(self, state):
@@ -748,7 +752,7 @@ def _encode(Xc, D, code, alpha, *, Z0=None, max_iter, tol, fit=False):
         Z0 = torch.zeros_like(B)
     # Non-negative least squares by exact coordinate descent. In fit one sweep
     # per alternation (as NMF's "cd" solver); elsewhere to convergence per row.
-    if fit and Z0 is not None and max_iter == 1:
+    if fit and max_iter == 1:
         Z = solvers.hals_codes(B, G, Z0, n_sweeps=1)
     else:
         Z = solvers.hals_codes(B, G, Z0, n_sweeps=max_iter, tol=tol)
