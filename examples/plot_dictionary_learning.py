@@ -32,7 +32,7 @@ from sklearn.feature_extraction.image import (
     reconstruct_from_patches_2d,
 )
 
-from skae._dictionary import DictionaryLearner
+from skae import DictionaryLearner
 
 rng = np.random.RandomState(0)
 image = load_sample_image("china.jpg").mean(axis=2) / 255.0

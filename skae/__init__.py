@@ -3,6 +3,7 @@
 from skae._autoencoder import AutoencoderTransformer
 from skae._contractive import ContractiveAE
 from skae._denoising import DenoisingAE
+from skae._dictionary import DictionaryLearner
 from skae._persistence import load, save
 from skae._sparse import SparseAE
 from skae._vae import VAE
@@ -13,6 +14,7 @@ __all__ = [
     "AutoencoderTransformer",
     "ContractiveAE",
     "DenoisingAE",
+    "DictionaryLearner",
     "SparseAE",
     "VAE",
     "load",

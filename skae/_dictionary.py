@@ -202,7 +202,7 @@ class DictionaryLearner(
     Examples
     --------
     >>> from sklearn.datasets import load_digits
-    >>> from skae._dictionary import DictionaryLearner
+    >>> from skae import DictionaryLearner
     >>> X = load_digits().data[:300] / 16.0
     >>> model = DictionaryLearner(
     ...     n_components=16, code="sparse", alpha=0.5, random_state=0
