@@ -229,4 +229,3 @@ class ContractiveAE(BaseAutoencoder):
 
     def _make_objective(self):
         return ContractiveObjective(self.loss_, self.contraction_weight)
-

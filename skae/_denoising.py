@@ -261,7 +261,6 @@ class DenoisingAE(BaseAutoencoder):
             torch.as_tensor(self._noise_high, dtype=torch.float32, device=self.device_),
         )
 
-
     # ------------------------------------------------------------- public API
     def denoise(self, X):
         """Reconstruct X through the network: ``inverse_transform(transform(X))``.

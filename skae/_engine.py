@@ -17,7 +17,6 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 
-
 _TORCH_VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
 
 

@@ -402,7 +402,6 @@ class SparseAE(BaseAutoencoder):
             return [("resample_dead", DeadUnitResampler())]
         return []
 
-
     def _train(self, net, X_train, X_valid, epochs):
         reason = super()._train(net, X_train, X_valid, epochs)
         self.dead_fraction_ = self._dead_fraction(X_train)
