@@ -11,6 +11,7 @@ persistence. A model subclass supplies only what differs:
   ``_validate_model_params(n_features)`` for checks that need the data.
 """
 
+import contextlib
 import copy
 import functools
 import warnings
@@ -266,9 +267,14 @@ class BaseAutoencoder(
             return min(200, n_samples)
         return min(self.batch_size, n_samples)
 
+    @contextlib.contextmanager
     def _seed_context(self, seed):
+        """Seed torch's global RNG (init, dropout, noise) inside a fork, so the
+        caller's RNG state is left exactly as it was."""
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        return torch.random.fork_rng(devices=devices)
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
 
     def _start_training(self, X, seed):
         """Build module, objective and skorch net for a fresh fit."""
