@@ -362,7 +362,7 @@ class DictionaryLearner(
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         Xt = _as_tensor(X, self._device())
         with _threads_for(X.shape[0] * self.n_components, Xt.device):
-            return self._encode(Xt).cpu().numpy()
+            return _finite(self._encode(Xt).cpu().numpy(), "codes")
 
     def inverse_transform(self, X):
         """Decode codes: ``X @ components_`` (plus ``mean_`` when centred).
@@ -387,7 +387,7 @@ class DictionaryLearner(
         X_rec = Z @ self.components_.astype(Z.dtype, copy=False)
         if self.mean_ is not None:
             X_rec = X_rec + self.mean_.astype(Z.dtype, copy=False)
-        return X_rec
+        return _finite(X_rec, "reconstructions")
 
     def score_samples(self, X):
         """Negative per-sample objective at the optimal code (higher is better).
@@ -412,7 +412,7 @@ class DictionaryLearner(
             Z = self._encode(Xt)
             D = torch.as_tensor(self.components_, device=Xt.device).to(Xt.dtype)
             objective = self._per_sample_objective(Xt - self._mean(Xt), Z, D)
-        return -objective.cpu().numpy()
+        return _finite(-objective.cpu().numpy(), "scores")
 
     @property
     def _n_features_out(self):
@@ -429,6 +429,12 @@ class DictionaryLearner(
 
     def _validate_fit_input(self, X, reset):
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        # Squared errors of larger values overflow the compute dtype.
+        if X.size and np.abs(X).max() > np.sqrt(np.finfo(X.dtype).max) / X.shape[1]:
+            raise ValueError(
+                f"Input contains values too large for {X.dtype} arithmetic (squared "
+                "errors overflow); rescale X or pass float64 data."
+            )
         if self.code == "nonnegative" and X.size and X.min() < 0:
             raise ValueError(
                 "Negative values in data passed to DictionaryLearner with "
@@ -852,6 +858,16 @@ def _kmeans_plusplus(X, k, rng):
         centers.append(int(candidates[best]))
         closest = dist[best]
     return X[torch.as_tensor(centers, device=X.device)].clone()
+
+
+def _finite(values, what):
+    """Return ``values``, or raise a clear error instead of emitting inf/NaN."""
+    if not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"DictionaryLearner produced non-finite {what}: the input is too large "
+            "for its dtype's arithmetic; rescale X or pass float64 data."
+        )
+    return values
 
 
 @contextlib.contextmanager

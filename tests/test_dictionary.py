@@ -313,3 +313,19 @@ def test_feature_names_out(digits):
         "dictionarylearner1",
         "dictionarylearner2",
     ]
+
+
+def test_values_too_large_for_float32_give_clear_errors():
+    X = np.array([[5.29, 1e30], [1.0, 2.0]], dtype=np.float32)
+    with pytest.raises(ValueError, match="too large"):
+        DictionaryLearner(n_components=1, max_iter=2).fit(X)
+    fitted = DictionaryLearner(n_components=1, max_iter=2, random_state=0).fit(
+        np.random.RandomState(0).rand(20, 2).astype(np.float32)
+    )
+    # The squared error of 1e30 overflows float32: a clear error, never inf.
+    with pytest.raises(ValueError, match="non-finite"):
+        fitted.score_samples(X)
+    try:
+        assert np.all(np.isfinite(fitted.transform(X)))
+    except ValueError as exc:
+        assert "non-finite" in str(exc)
