@@ -281,7 +281,7 @@ class BaseAutoencoder(
         n_features = X.shape[1]
         self.loss_, self.scaling_, in_unit = self._resolve_loss_and_scaling(X)
         self._fit_scaler(X, self.scaling_, in_unit)
-        torch.manual_seed(seed)
+        # Initialization draws from the RNG that _seed_context seeded.
         self.module_ = self._build_module(n_features).to(self.device_)
         self.loss_curve_ = []
         self.n_iter_ = 0
