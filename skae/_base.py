@@ -400,7 +400,9 @@ class BaseAutoencoder(
         """Train for one more epoch on the batch X, keeping the optimizer state.
 
         The first call initializes the model, its loss and its input scaling
-        from X; later calls continue training.
+        from X; later calls continue training. ``learning_rate`` and
+        ``batch_size`` are read at every call, so a schedule can be applied
+        between calls with ``set_params`` (Adam's moment estimates are kept).
 
         Parameters
         ----------
@@ -435,6 +437,7 @@ class BaseAutoencoder(
             # A stream has no fixed epoch count: only divergence stops it.
             dict(net.callbacks_)["monitor"].patience = None
             net.batch_size = self._batch_size_for(len(X_t))
+            _engine.set_learning_rate(net, self.learning_rate)
             self._train(net, X_t, None, 1)
         return self
 

@@ -323,6 +323,17 @@ def build_net(
     return net
 
 
+def set_learning_rate(net, learning_rate):
+    """Use ``learning_rate`` for the next optimizer steps, keeping Adam's moments.
+
+    Lets ``partial_fit`` callers anneal the step size between calls, as
+    skorch's ``set_params(lr=...)`` does for a live net.
+    """
+    net.lr = learning_rate
+    for group in net.optimizer_.param_groups:
+        group["lr"] = learning_rate
+
+
 def run_epochs(net, X_train, X_valid, epochs):
     """Train ``net`` for up to ``epochs`` epochs; return why it stopped.
 

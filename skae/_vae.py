@@ -401,6 +401,10 @@ class VAE(BaseAutoencoder):
             return 0.0
         return float(np.sum(np.log(self.scale_)))
 
+    def _start_training(self, X, seed):
+        super()._start_training(X, seed)
+        self.reconstruction_curve_, self.kl_curve_, self.elbo_curve_ = [], [], []
+
     def _extra_callbacks(self):
         return [("elbo", ELBOBookkeeping(self.kl_warmup, self._log_jacobian()))]
 
@@ -424,14 +428,19 @@ class VAE(BaseAutoencoder):
         return self._train(net, X_train, X_valid, self.max_iter - warmup)
 
     def _train(self, net, X_train, X_valid, epochs):
+        start = len(net.history)
         reason = super()._train(net, X_train, X_valid, epochs)
-        rows = [r for r in net.history if "train_kl" in r]
-        self.reconstruction_curve_ = [r["train_reconstruction"] for r in rows]
-        self.kl_curve_ = [r["train_kl"] for r in rows]
-        self.elbo_curve_ = [
-            r - k
-            for r, k in zip(self.reconstruction_curve_, self.kl_curve_, strict=True)
-        ]
+        # Appended, not rebuilt from the net's history: a net rebuilt after
+        # unpickling starts a fresh history, and partial_fit must extend the
+        # curves across it, as it does loss_curve_.
+        rows = [r for r in net.history[start:] if "train_kl" in r]
+        self.reconstruction_curve_ = getattr(self, "reconstruction_curve_", [])
+        self.kl_curve_ = getattr(self, "kl_curve_", [])
+        self.elbo_curve_ = getattr(self, "elbo_curve_", [])
+        for row in rows:
+            self.reconstruction_curve_.append(row["train_reconstruction"])
+            self.kl_curve_.append(row["train_kl"])
+            self.elbo_curve_.append(row["train_reconstruction"] - row["train_kl"])
         return reason
 
     # ------------------------------------------------------------ inference

@@ -196,6 +196,22 @@ def test_partial_fit_continues_training(digits):
         ae.partial_fit(X[:, :10])
 
 
+def test_partial_fit_reads_learning_rate_at_every_call(digits):
+    # A schedule between partial_fit calls must reach the optimizer: a tiny
+    # step barely moves the weights, the default one moves them clearly.
+    X, _ = digits
+
+    def weight_change(learning_rate):
+        ae = AutoencoderTransformer(n_components=4, random_state=0).partial_fit(X)
+        before = ae.module_.state_dict()["encoder.0.weight"].clone()
+        ae.set_params(learning_rate=learning_rate).partial_fit(X)
+        after = ae.module_.state_dict()["encoder.0.weight"]
+        return (after - before).abs().max().item()
+
+    assert weight_change(1e-9) < 1e-6
+    assert weight_change(1e-3) > 1e-3
+
+
 def test_early_stopping_uses_validation_split(digits):
     X, _ = digits
     ae = AutoencoderTransformer(

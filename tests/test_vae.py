@@ -365,6 +365,13 @@ def test_partial_fit_updates_curves(digits):
         warnings.simplefilter("error", ConvergenceWarning)
         vae.partial_fit(X[:100]).partial_fit(X[100:200])
     assert len(vae.elbo_curve_) == vae.n_iter_ == 2
+    # Unpickling rebuilds the skorch net; the curves must still extend.
+    vae = pickle.loads(pickle.dumps(vae)).partial_fit(X[200:300])
+    for curve in (vae.elbo_curve_, vae.kl_curve_, vae.reconstruction_curve_):
+        assert len(curve) == vae.n_iter_ == 3
+    # A new fit starts new curves.
+    vae.set_params(max_iter=2).fit(X[:100])
+    assert len(vae.elbo_curve_) == len(vae.kl_curve_) == vae.n_iter_ == 2
 
 
 # --------------------------------------------------------------- real data
