@@ -46,7 +46,8 @@ def learning_rate_at(epoch, args):
     if epoch < start or args.lr_decay_epochs == 0:
         return args.learning_rate
     fraction = (epoch - start + 1) / args.lr_decay_epochs
-    return args.learning_rate * (args.learning_rate_final / args.learning_rate) ** fraction
+    ratio = args.learning_rate_final / args.learning_rate
+    return args.learning_rate * ratio**fraction
 
 
 def report_curve(vae):
@@ -180,8 +181,7 @@ def main(argv=None):
     trained = vae.n_iter_ - done
     if trained:
         print(
-            f"fit: {trained} epochs in {t_fit:.0f} s "
-            f"({t_fit / trained:.1f} s/epoch)",
+            f"fit: {trained} epochs in {t_fit:.0f} s ({t_fit / trained:.1f} s/epoch)",
             flush=True,
         )
 
