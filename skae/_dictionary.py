@@ -544,6 +544,11 @@ class DictionaryLearner(
             return self._lloyd(Xt, D, rng)
         objective_prev = math.inf
         converged = False
+        if code == "sparse" and self.alpha > 0:
+            # The initial codes are dense, a poor guess of the lasso's
+            # supports. A few proximal-gradient steps from zero are a good
+            # one: for the orthonormal SVD atoms of the start they are exact.
+            Z = solvers.fista(Xt @ D.T, D @ D.T, self.alpha, max_iter=3, tol=0.0)
         for it in range(1, self.max_iter + 1):
             # Code step (rows batched, warm-started from the previous codes).
             Z = _encode(
@@ -751,9 +756,12 @@ def _encode(Xc, D, code, alpha, *, Z0=None, max_iter, tol, fit=False):
         return solvers.one_hot(labels, D.shape[0], Xc.dtype)
     G = D @ D.T
     B = Xc @ D.T
+    if code == "sparse" and alpha > 0:
+        # Exact codes by an active-set method; FISTA only as its fallback.
+        # Exact codes, trying the supports of Z0 (previous codes) first.
+        return solvers.lasso(B, G, alpha, guess=Z0, fallback_iter=max_iter, tol=tol)
     if code == "sparse":
-        Z = solvers.fista(B, G, alpha, Z0=Z0, max_iter=max_iter, tol=tol)
-        return Z
+        return solvers.fista(B, G, alpha, Z0=Z0, max_iter=max_iter, tol=tol)
     if Z0 is None:
         Z0 = torch.zeros_like(B)
     # Non-negative least squares by exact coordinate descent. In fit one sweep
