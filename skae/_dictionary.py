@@ -177,9 +177,13 @@ class DictionaryLearner(
 
     Notes
     -----
-    Code steps are batched over rows: FISTA with per-row restart for the L1
-    problem, exact coordinate descent (HALS) for non-negative codes, nearest
-    atom for one-hot codes and a projection for orthogonal atoms. Atom steps
+    Code steps are batched over rows: for the L1 problem an exact active-set
+    solver (feature-sign search, Lee et al., 2007: Newton steps on each row's
+    support with a line search over sign changes, one code added per round,
+    like LARS) with FISTA as the fallback for rows whose support outgrows the
+    rank of the atoms, or for ``alpha=0``; exact coordinate descent (HALS)
+    for non-negative codes, nearest atom for one-hot codes and a projection
+    for orthogonal atoms. Atom steps
     are one block-coordinate sweep on ``A = Z^T Z`` and ``B = Z^T X`` with
     the constraint projected per atom; unused atoms are resampled from the
     data. For ``"orthogonal"`` the alternation ``Z = (X - mean) Phi^T``,
@@ -198,6 +202,9 @@ class DictionaryLearner(
 
     A. Beck, M. Teboulle, 2009: A fast iterative shrinkage-thresholding
     algorithm for linear inverse problems. SIAM J. Imaging Sciences.
+
+    H. Lee, A. Battle, R. Raina, A. Y. Ng, 2007: Efficient sparse coding
+    algorithms. NIPS.
 
     Examples
     --------
@@ -757,8 +764,8 @@ def _encode(Xc, D, code, alpha, *, Z0=None, max_iter, tol, fit=False):
     G = D @ D.T
     B = Xc @ D.T
     if code == "sparse" and alpha > 0:
-        # Exact codes by an active-set method; FISTA only as its fallback.
-        # Exact codes, trying the supports of Z0 (previous codes) first.
+        # Exact codes by an active-set method (FISTA only as its fallback),
+        # trying the supports of Z0 (previous codes) first.
         return solvers.lasso(B, G, alpha, guess=Z0, fallback_iter=max_iter, tol=tol)
     if code == "sparse":
         return solvers.fista(B, G, alpha, Z0=Z0, max_iter=max_iter, tol=tol)
