@@ -17,6 +17,10 @@ import torch
 # A_jj below this is an atom no sample uses (same threshold as SPAMS/sklearn).
 _UNUSED_ATOM = 1e-6
 
+# Rows * n_components**2 per chunk of the active-set lasso (~128 MiB in float64
+# for each of its few block-sized tensors).
+_LASSO_CHUNK_ENTRIES = 2**24
+
 
 def soft_threshold(x, threshold):
     """Proximal operator of ``threshold * ||.||_1``."""
@@ -273,6 +277,26 @@ def lasso(B, G, alpha, *, guess=None, max_rounds=None, fallback_iter=1000, tol=1
     Z : tensor of shape (n_samples, n_components)
     """
     n_samples, n_components = B.shape
+    # The support blocks take O(rows * width^2) memory: solve in chunks of
+    # rows (rows are independent, so chunking does not change the result).
+    rows_per_chunk = max(1, _LASSO_CHUNK_ENTRIES // max(1, n_components**2))
+    if n_samples > rows_per_chunk:
+        return torch.cat(
+            [
+                lasso(
+                    B[start : start + rows_per_chunk],
+                    G,
+                    alpha,
+                    guess=None
+                    if guess is None
+                    else guess[start : start + rows_per_chunk],
+                    max_rounds=max_rounds,
+                    fallback_iter=fallback_iter,
+                    tol=tol,
+                )
+                for start in range(0, n_samples, rows_per_chunk)
+            ]
+        )
     Z = torch.zeros_like(B)
     if n_samples == 0 or n_components == 0:
         return Z

@@ -133,3 +133,14 @@ def test_float32():
     Z32 = solvers.lasso(X32 @ D32.T, D32 @ D32.T, alpha)
     assert Z32.dtype == torch.float32
     np.testing.assert_allclose(Z32.double(), Z64, atol=1e-4)
+
+
+def test_chunked_solve_equals_one_block(monkeypatch):
+    # Memory is bounded by solving chunks of rows; the result must not change.
+    X, D = lasso_problem(n_samples=50, seed=7)
+    B, G = X @ D.T, D @ D.T
+    whole = solvers.lasso(B, G, 0.3, guess=solvers.lasso(B, G, 0.3) * 2)
+    monkeypatch.setattr(solvers, "_LASSO_CHUNK_ENTRIES", 7 * D.shape[0] ** 2)
+    chunked = solvers.lasso(B, G, 0.3, guess=whole * 2)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-9, atol=1e-12)
+    assert torch.count_nonzero(whole) > 0
