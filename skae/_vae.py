@@ -69,12 +69,15 @@ class ELBOBookkeeping(_engine.Callback):
     ``train_kl``, plus the ``kl_weight`` used.
     """
 
-    def __init__(self, kl_warmup=0, log_jacobian=0.0):
+    def __init__(self, kl_warmup=0, log_jacobian=0.0, epochs_before=0):
         self.kl_warmup = kl_warmup
         self.log_jacobian = log_jacobian
+        # Epochs trained before this net existed (a net rebuilt after
+        # unpickling starts an empty history): the warm-up continues.
+        self.epochs_before = epochs_before
 
     def on_epoch_begin(self, net, **kwargs):
-        epoch = len(net.history)
+        epoch = self.epochs_before + len(net.history)
         weight = min(1.0, epoch / self.kl_warmup) if self.kl_warmup else 1.0
         net.criterion_.kl_weight = weight
         net.history.record("kl_weight", weight)
@@ -406,7 +409,10 @@ class VAE(BaseAutoencoder):
         self.reconstruction_curve_, self.kl_curve_, self.elbo_curve_ = [], [], []
 
     def _extra_callbacks(self):
-        return [("elbo", ELBOBookkeeping(self.kl_warmup, self._log_jacobian()))]
+        bookkeeping = ELBOBookkeeping(
+            self.kl_warmup, self._log_jacobian(), getattr(self, "n_iter_", 0)
+        )
+        return [("elbo", bookkeeping)]
 
     def _encode(self, module, x):
         return module.encode(x)[0]

@@ -268,6 +268,18 @@ def test_kl_warmup_schedule(digits):
     assert vae.n_iter_ == len(vae.elbo_curve_) == 5
 
 
+def test_kl_warmup_continues_across_pickling_in_partial_fit(digits):
+    X, _ = digits
+    vae = VAE(n_components=2, hidden_layer_sizes=(8,), kl_warmup=4, random_state=0)
+    vae.partial_fit(X[:100]).partial_fit(X[100:200])
+    assert vae._net.history[-1]["kl_weight"] == pytest.approx(2 / 4)
+    # The rebuilt net starts an empty history; the warm-up must not restart.
+    vae = pickle.loads(pickle.dumps(vae)).partial_fit(X[200:300])
+    assert vae._net.history[-1]["kl_weight"] == pytest.approx(3 / 4)
+    vae.partial_fit(X[300:400]).partial_fit(X[400:500])
+    assert vae._net.history[-1]["kl_weight"] == 1.0
+
+
 def test_beta_trades_kl_for_reconstruction(digits):
     X, _ = digits
     params = dict(
