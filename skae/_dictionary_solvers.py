@@ -336,6 +336,8 @@ def lasso(B, G, alpha, *, guess=None, max_rounds=None, fallback_iter=1000, tol=1
             active, Z_act, B_act = active[keep], Z_act[keep], B_act[keep]
             slack_act, signs = slack_act[keep], signs[keep]
             optimal_on_support = optimal_on_support[keep]
+    # Rows still open after max_rounds continue from where they stopped.
+    Z[active] = Z_act
     stuck = torch.cat([*stuck, active])
     if stuck.numel():
         Z[stuck] = fista(

@@ -144,3 +144,19 @@ def test_chunked_solve_equals_one_block(monkeypatch):
     chunked = solvers.lasso(B, G, 0.3, guess=whole * 2)
     np.testing.assert_allclose(chunked, whole, rtol=1e-9, atol=1e-12)
     assert torch.count_nonzero(whole) > 0
+
+
+def test_rows_out_of_rounds_continue_from_their_codes(monkeypatch):
+    # The FISTA fallback must start from the active-set codes, not from zero.
+    X, D = lasso_problem(seed=8)
+    B, G = X @ D.T, D @ D.T
+    starts = []
+    fista = solvers.fista
+
+    def recording_fista(B_, G_, alpha, **kwargs):
+        starts.append(kwargs["Z0"].clone())
+        return fista(B_, G_, alpha, **kwargs)
+
+    monkeypatch.setattr(solvers, "fista", recording_fista)
+    solvers.lasso(B, G, 0.1, max_rounds=3)
+    assert len(starts) == 1 and torch.count_nonzero(starts[0]) > 0
