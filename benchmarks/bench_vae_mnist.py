@@ -61,6 +61,12 @@ def report_curve(vae):
             )
 
 
+def save_checkpoint(vae, path):
+    if path:
+        with open(path, "wb") as f:
+            pickle.dump(vae, f)
+
+
 def test_elbo(vae, X_test):
     t0 = time.perf_counter()
     elbo = vae.set_params(n_importance_samples=1).score_samples(X_test)
@@ -165,20 +171,17 @@ def main(argv=None):
                     f"{t_fit:.0f} s",
                     flush=True,
                 )
-                if args.checkpoint:
-                    with open(args.checkpoint, "wb") as f:
-                        pickle.dump(vae, f)
+                save_checkpoint(vae, args.checkpoint)
     else:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             vae.fit(X_train)
         t_fit = time.perf_counter() - t0
-    if args.checkpoint:
-        with open(args.checkpoint, "wb") as f:
-            pickle.dump(vae, f)
-    report_curve(vae)
     trained = vae.n_iter_ - done
+    if trained and (not args.eval_every or vae.n_iter_ % args.eval_every):
+        save_checkpoint(vae, args.checkpoint)  # not written by the loop
+    report_curve(vae)
     if trained:
         print(
             f"fit: {trained} epochs in {t_fit:.0f} s ({t_fit / trained:.1f} s/epoch)",

@@ -440,9 +440,7 @@ class VAE(BaseAutoencoder):
         # unpickling starts a fresh history, and partial_fit must extend the
         # curves across it, as it does loss_curve_.
         rows = [r for r in net.history[start:] if "train_kl" in r]
-        self.reconstruction_curve_ = getattr(self, "reconstruction_curve_", [])
-        self.kl_curve_ = getattr(self, "kl_curve_", [])
-        self.elbo_curve_ = getattr(self, "elbo_curve_", [])
+        # The curves start empty in _start_training.
         for row in rows:
             self.reconstruction_curve_.append(row["train_reconstruction"])
             self.kl_curve_.append(row["train_kl"])
