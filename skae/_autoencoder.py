@@ -1,9 +1,15 @@
 """AutoencoderTransformer: the plain (deterministic, unregularized) autoencoder."""
 
 from skae._base import BaseAutoencoder
+from skae._mlp import (
+    MLP_PARAMETER_CONSTRAINTS,
+    PRETRAINING_PARAMETER_CONSTRAINTS,
+    LayerwisePretrainingMixin,
+    MLPMixin,
+)
 
 
-class AutoencoderTransformer(BaseAutoencoder):
+class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     r"""Autoencoder as a scikit-learn transformer, usable wherever PCA is.
 
     An encoder :math:`f` maps each sample to a code of ``n_components``
@@ -125,6 +131,12 @@ class AutoencoderTransformer(BaseAutoencoder):
     >>> ae.inverse_transform(Z).shape
     (1797, 64)
     """
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        **MLP_PARAMETER_CONSTRAINTS,
+        **PRETRAINING_PARAMETER_CONSTRAINTS,
+    }
 
     def __init__(
         self,

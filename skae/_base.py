@@ -1,20 +1,33 @@
 """The shared base class of every skae autoencoder estimator.
 
-``BaseAutoencoder`` owns everything that is the same for all models: parameter
-validation, input checks and internal scaling, seeding, the training template
-(through :mod:`skae._engine`), batched inference, feature names, tags and
-persistence. A model subclass supplies only what differs:
+``BaseAutoencoder`` owns what is the same for all models: parameter and input
+validation, internal scaling, seeding, the one training template, batched
+inference, feature names, tags and persistence. ``fit`` and ``partial_fit``
+are thin wrappers over :meth:`BaseAutoencoder._fit`, which runs
 
-- ``_build_module(n_features)``: the torch module (default: an MLP autoencoder);
-- ``_make_objective()``: the training objective ``(module, X, training) -> loss``;
-- optionally ``_encode``, ``_decode`` and ``_score_batch`` for inference, and
-  ``_validate_model_params(n_features)`` for checks that need the data.
+    validate → data source (:mod:`skae._sources`) → phases
+    (:mod:`skae._phases`) → engine (:mod:`skae._engine`) → module → objective
+
+for NumPy arrays, memory maps and dask collections alike, and for
+``skae.distributed.fit_distributed``. A model supplies only what differs:
+
+- ``_architecture(n_features)``: the fitted description of its network (a
+  plain dict, kept as ``architecture_``), and ``_build_module(architecture)``
+  the torch module it describes (see :mod:`skae.nn` for the module protocol;
+  :class:`skae._mlp.MLPMixin` provides both for MLPs);
+- ``_make_objective()``: the training objective (:mod:`skae._objectives`);
+- optionally ``_phases()``, ``_extra_callbacks()``, ``_record_epochs(result)``,
+  ``_after_training(rows)``, ``_encode``, ``_decode``, ``_score_batch`` and
+  ``_validate_model_params(n_features)``.
+
+Every fitted attribute a model needs at inference or to continue training is
+set by the template from the data and the parameters *at fit time*: changing a
+parameter with ``set_params`` does not change a fitted model until it is
+refitted, as in scikit-learn.
 """
 
 import contextlib
 import copy
-import functools
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -32,29 +45,54 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skae import _engine
 from skae._dask import DaskDispatchMixin
+from skae._input import as_source
 from skae._losses import reconstruction_loss
-from skae.nn import ACTIVATIONS, MLPAutoencoder, output_activation
+from skae._objectives import ReconstructionObjective
+from skae._phases import EndToEnd, TrainingSession
+from skae.nn import output_activation
 from skae.utils._device import resolve_device
+from skae.utils._warnings import warn_user
 
 #: Rows per inference batch: bounds the activations held at once.
 INFERENCE_BATCH_SIZE = 4096
 
+# Random streams of a training call, as (last) spawn-key entries.
+_TORCH_STREAM, _SHUFFLE_STREAM, _SPLIT_STREAM, _PHASE_STREAM = range(4)
 
-def _keeps_fitted_state(method):
-    """Undo every attribute change when ``method`` raises: a failed call must
-    never leave a fitted model half-modified."""
 
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        saved = self.__dict__.copy()
-        try:
-            return method(self, *args, **kwargs)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
+def _stream_seed(entropy, *key):
+    """A 32-bit seed for the independent random stream ``key`` of ``entropy``.
 
-    return wrapper
+    Every stream of every call comes from one ``np.random.SeedSequence``
+    (``fit``: key ``(0, stream)``; the partial_fit call after ``n`` epochs:
+    ``(1, n, stream)``), never from ``seed + offset`` arithmetic, whose
+    streams collide across calls.
+    """
+    sequence = np.random.SeedSequence(entropy, spawn_key=key)
+    return int(sequence.generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def _rollback_on_error(estimator):
+    """Leave ``estimator`` exactly as it was when the block raises.
+
+    Attributes are restored from a shallow copy (the template replaces
+    containers rather than mutating them) and the module's weights, which
+    training changes in place, from a copy taken on entry.
+    """
+    saved = dict(estimator.__dict__)
+    module = saved.get("module_")
+    weights = None
+    if isinstance(module, torch.nn.Module):
+        weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        if weights is not None:
+            module.load_state_dict(weights)
+        raise
 
 
 def _to_cpu(obj):
@@ -68,51 +106,6 @@ def _to_cpu(obj):
     return obj
 
 
-def _chunked_mean_std(X, chunk=65536):
-    """Per-feature mean and standard deviation in float64, reading ``chunk``
-    rows at a time (Chan et al.'s pairwise update), so an ``np.memmap`` is
-    never copied whole."""
-    n_total = 0
-    mean = np.zeros(X.shape[1])
-    m2 = np.zeros(X.shape[1])
-    for start in range(0, X.shape[0], chunk):
-        block = np.asarray(X[start : start + chunk], dtype=np.float64)
-        n = len(block)
-        block_mean = block.mean(axis=0)
-        block_m2 = ((block - block_mean) ** 2).sum(axis=0)
-        delta = block_mean - mean
-        total = n_total + n
-        mean = mean + delta * n / total
-        m2 = m2 + block_m2 + delta**2 * n_total * n / total
-        n_total = total
-    return mean, np.sqrt(m2 / n_total)
-
-
-class ReconstructionObjective(torch.nn.Module):
-    """Mean reconstruction loss of ``decode(encode(corrupt(x)))`` against ``x``.
-
-    Subclasses add a ``penalty(code, x_in, module)`` or a ``corrupt(x)``; the
-    target is always the clean input.
-    """
-
-    def __init__(self, loss):
-        super().__init__()
-        self.loss = loss
-
-    def corrupt(self, x):
-        return x
-
-    def penalty(self, code, x_in, module):
-        return None
-
-    def forward(self, module, x, training=True):
-        x_in = self.corrupt(x) if training else x
-        code = module.encode(x_in)
-        value = reconstruction_loss(module.decode(code), x, self.loss).mean()
-        extra = self.penalty(code, x_in, module)
-        return value if extra is None else value + extra
-
-
 class BaseAutoencoder(
     DaskDispatchMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
@@ -120,8 +113,6 @@ class BaseAutoencoder(
 
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like"],
-        "activation": [StrOptions(set(ACTIVATIONS))],
         "loss": [StrOptions({"auto", "mse", "bce"})],
         "scaling": [StrOptions({"auto", "standard", "minmax", "none"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -136,8 +127,6 @@ class BaseAutoencoder(
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "pretraining": [StrOptions({"layerwise"}), None],
         "random_state": ["random_state"],
         "device": [str, torch.device],
         "verbose": ["verbose"],
@@ -146,28 +135,17 @@ class BaseAutoencoder(
     # ------------------------------------------------------------------ hooks
     def _validate_model_params(self, n_features):
         """Check parameters against the data; raise ValueError naming them."""
-        sizes = self.hidden_layer_sizes
-        if np.ndim(sizes) != 1 or not all(
-            isinstance(h, Integral) and not isinstance(h, bool) and h >= 1
-            for h in sizes
-        ):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers, got "
-                f"{sizes!r}."
-            )
 
-    def _code_activation(self):
-        return None
+    def _architecture(self, n_features):
+        """The network's description, a dict of plain values (``architecture_``)."""
+        raise NotImplementedError
 
-    def _build_module(self, n_features):
-        return MLPAutoencoder(
-            n_features,
-            self.n_components,
-            tuple(self.hidden_layer_sizes),
-            activation=self.activation,
-            code_activation=self._code_activation(),
-            dropout=self.dropout,
-        )
+    def _build_module(self, architecture):
+        """The torch module described by ``architecture``."""
+        raise NotImplementedError
+
+    def _initialize_module(self, module):
+        """Model-specific initialization of a freshly built module."""
 
     def _make_objective(self):
         return ReconstructionObjective(self.loss_)
@@ -175,6 +153,16 @@ class BaseAutoencoder(
     def _extra_callbacks(self):
         """Additional skorch callbacks as ``(name, callback)`` pairs."""
         return []
+
+    def _phases(self):
+        """The training phases of ``fit``, in order (see :mod:`skae._phases`)."""
+        return [EndToEnd(self.max_iter)]
+
+    def _record_epochs(self, result):
+        """Turn a phase's history rows into model-specific fitted curves."""
+
+    def _after_training(self, rows):
+        """Fitted statistics computed from the training rows after training."""
 
     def _encode(self, module, x):
         return module.encode(x)
@@ -187,8 +175,8 @@ class BaseAutoencoder(
         return -reconstruction_loss(module(x), x, self.loss_)
 
     # ------------------------------------------------------------ fit helpers
-    def _resolve_loss_and_scaling(self, X):
-        in_unit_interval = bool(X.min() >= 0 and X.max() <= 1)
+    def _resolve_loss_and_scaling(self, stats):
+        in_unit_interval = bool(stats.min.min() >= 0 and stats.max.max() <= 1)
         loss = self.loss
         if loss == "auto":
             loss = "bce" if in_unit_interval else "mse"
@@ -202,19 +190,15 @@ class BaseAutoencoder(
             )
         return loss, scaling, in_unit_interval
 
-    def _fit_scaler(self, X, scaling, in_unit_interval):
-        n_features = X.shape[1]
+    def _fit_scaler(self, stats, scaling, in_unit_interval):
+        n_features = len(stats.mean)
         offset = np.zeros(n_features)
         scale = np.ones(n_features)
         if scaling == "standard":
-            # Dask input arrives as precomputed statistics (skae._dask.DaskStats).
-            if hasattr(X, "mean_std"):
-                offset, scale = X.mean_std()
-            else:
-                offset, scale = _chunked_mean_std(X)
+            offset, scale = stats.mean.copy(), stats.std.copy()
         elif scaling == "minmax" and not in_unit_interval:
-            offset = X.min(axis=0).astype(np.float64)
-            scale = X.max(axis=0).astype(np.float64) - offset
+            offset = stats.min.astype(np.float64)
+            scale = stats.max.astype(np.float64) - offset
         # Constant features keep scale 1, as StandardScaler does.
         scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(offset)))] = 1.0
         if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale))):
@@ -225,42 +209,33 @@ class BaseAutoencoder(
         self.offset_ = offset
         self.scale_ = scale
 
-    def _training_data(self, X):
-        """The training rows, scaled: a device tensor, or for an ``np.memmap`` a
-        host-side view read batch by batch (the data never sits in memory whole)."""
-        if isinstance(X, np.memmap):
-            return _engine.HostArray(X, self.offset_, self.scale_, self.device_)
-        Xs = ((X - self.offset_) / self.scale_).astype(np.float32)
-        if not np.all(np.isfinite(Xs)):
-            raise ValueError(
-                "Input contains values that overflow float32 after scaling; "
-                "training runs in float32, rescale X before fitting."
-            )
-        return torch.from_numpy(Xs).to(self.device_)
+    def _begin_training(self, stats, n_features, device, entropy):
+        """Fitted attributes of a fresh fit, before any training step."""
+        for name in ("validation_loss_curve_", "_optimizer_moments", "module_"):
+            self.__dict__.pop(name, None)
+        self.device_ = device
+        self.random_seed_ = int(entropy)
+        self.loss_, self.scaling_, in_unit = self._resolve_loss_and_scaling(stats)
+        self._fit_scaler(stats, self.scaling_, in_unit)
+        self.architecture_ = self._architecture(n_features)
+        self.n_components_ = self.architecture_["n_components"]
+        self.loss_curve_ = []
+        self.n_iter_ = 0
+        self.n_pretraining_iter_ = 0
 
-    def _split_validation(self, data, generator):
+    def _split_validation(self, rows, generator):
         if not self.early_stopping:
-            return data, None
-        n = len(data)
+            return rows, None
+        n = len(rows)
         n_valid = int(round(self.validation_fraction * n))
         if n_valid < 1 or n - n_valid < 1:
-            warnings.warn(
+            warn_user(
                 f"early_stopping=True but {n} sample(s) are too few for a "
                 f"validation_fraction={self.validation_fraction} split; training "
-                "on all samples and monitoring the training loss instead.",
-                UserWarning,
-                stacklevel=4,
+                "on all samples and monitoring the training loss instead."
             )
-            return data, None
-        if isinstance(data, _engine.HostArray):
-            # Out-of-core: hold out the last rows, so reads stay contiguous.
-            X = data.X
-            train = _engine.HostArray(
-                X[: n - n_valid], data.offset, data.scale, data.device
-            )
-            return train, data.rows(n - n_valid, n)
-        order = torch.randperm(n, generator=generator).to(data.device)
-        return data[order[n_valid:]], data[order[:n_valid]]
+            return rows, None
+        return rows.split(n_valid, generator)
 
     def _batch_size_for(self, n_samples):
         if self.batch_size == "auto":
@@ -276,74 +251,183 @@ class BaseAutoencoder(
             torch.manual_seed(seed)
             yield
 
-    def _start_training(self, X, seed):
-        """Build module, objective and skorch net for a fresh fit."""
-        n_features = X.shape[1]
-        self.loss_, self.scaling_, in_unit = self._resolve_loss_and_scaling(X)
-        self._fit_scaler(X, self.scaling_, in_unit)
-        # Initialization draws from the RNG that _seed_context seeded.
-        self.module_ = self._build_module(n_features).to(self.device_)
-        self.loss_curve_ = []
-        self.n_iter_ = 0
-
-    def _make_net(self, n_samples, seed, max_epochs, monitor):
-        generator = torch.Generator().manual_seed(seed + 1)
+    def _make_net(
+        self, module, objective, n_rows, generator, max_epochs, *, monitor="train_loss"
+    ):
+        """A net with this estimator's optimizer and stopping settings."""
+        main = module is self.module_
         return _engine.build_net(
-            self.module_,
-            self._make_objective(),
+            module,
+            objective,
             learning_rate=self.learning_rate,
             weight_decay=self.alpha,
-            batch_size=self._batch_size_for(n_samples),
+            batch_size=self._batch_size_for(n_rows),
             shuffle=self.shuffle,
             generator=generator,
             device=self.device_,
             tol=self.tol,
             patience=self.n_iter_no_change,
             monitor=monitor,
-            restore_best=monitor == "valid_loss",
-            verbose=self.verbose,
+            restore_best=False,
+            verbose=self.verbose if main else 0,
             max_epochs=max_epochs,
-            extra_callbacks=self._extra_callbacks(),
+            extra_callbacks=self._extra_callbacks() if main else (),
+            epoch_offset=self.n_iter_,
         )
 
-    def _train(self, net, X_train, X_valid, epochs):
-        start = len(net.history)
-        reason = _engine.run_epochs(net, X_train, X_valid, epochs)
-        # An interrupted epoch leaves a history row without losses: skip it.
-        new_epochs = [row for row in net.history[start:] if "train_loss" in row]
-        self.loss_curve_ += [float(row["train_loss"]) for row in new_epochs]
-        if X_valid is not None:
-            self.validation_loss_curve_ = getattr(self, "validation_loss_curve_", [])
-            self.validation_loss_curve_ += [
-                float(row["valid_loss"]) for row in new_epochs
+    def _record(self, result):
+        """Append a phase's epochs to the fitted curves."""
+        rows = result.rows
+        self.loss_curve_ = self.loss_curve_ + [float(r["train_loss"]) for r in rows]
+        if any("valid_loss" in r for r in rows):
+            self.validation_loss_curve_ = self.validation_loss_curve_ + [
+                float(r["valid_loss"]) for r in rows
             ]
+        if result.pretraining:
+            self.n_pretraining_iter_ += len(rows)
+        else:
+            self._record_epochs(result)
         self.n_iter_ = len(self.loss_curve_)
-        if reason == "diverged":
-            warnings.warn(
-                f"{type(self).__name__}: the training loss became NaN or infinite "
-                f"at epoch {self.n_iter_}; training stopped and the best weights "
-                "seen so far were restored. Lower learning_rate, or check the "
-                "scale of X.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-        elif reason == "interrupted":
-            warnings.warn(
-                f"{type(self).__name__}: training interrupted by user after "
-                f"{self.n_iter_} epoch(s); the estimator is fitted with the best "
-                "weights seen so far.",
-                UserWarning,
-                stacklevel=4,
-            )
-        return reason
 
     def _gen_seed(self):
         return int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
 
+    # --------------------------------------------------------------- template
+    def _fit(self, X, *, incremental, group=None):
+        """The training template behind ``fit``, ``partial_fit`` and
+        ``fit_distributed``.
+
+        Parameters
+        ----------
+        X : array-like, np.memmap or dask collection
+        incremental : bool
+            False: a fresh fit, all phases. True: one more epoch over X with
+            the optimizer's state carried over (the first call starts a fit).
+        group : skae.distributed.ProcessGroup, default=None
+            Data-parallel training: this process trains on its shard.
+        """
+        with _rollback_on_error(self):
+            fresh = not (incremental and hasattr(self, "module_"))
+            source = as_source(self, X, reset=fresh)
+            if fresh:
+                self._validate_model_params(source.n_features)
+                device = resolve_device(self.device)
+                entropy = self._gen_seed()
+                if group is not None:
+                    group.check_supported(self)
+                    device, entropy = group.device(device), group.broadcast(entropy)
+                stats = source.statistics()
+                self._begin_training(stats, source.n_features, device, entropy)
+            if group is not None:
+                source = source.shard(group.rank, group.world_size)
+            rows = source.training_rows(self.offset_, self.scale_, self.device_)
+            key = (1, self.n_iter_) if incremental else (0,)
+            with self._seed_context(_stream_seed(self.random_seed_, *key, 0)):
+                if fresh:
+                    # Initialization draws from the RNG seeded just above.
+                    module = self._build_module(self.architecture_)
+                    self._initialize_module(module)
+                    self.module_ = module.to(self.device_)
+                if incremental:
+                    reason = self._train_one_epoch(rows, key)
+                else:
+                    reason = self._train_phases(rows, key, group)
+            self._after_training(rows)
+            if group is not None:
+                group.check_same_weights(self.module_)
+        self._report(reason, incremental)
+        return self
+
+    def _train_phases(self, rows, key, group):
+        rank = () if group is None or group.rank == 0 else (group.rank,)
+        split = torch.Generator().manual_seed(
+            _stream_seed(self.random_seed_, *key, _SPLIT_STREAM, *rank)
+        )
+        train, valid = self._split_validation(rows, split)
+        if valid is not None:
+            self.validation_loss_curve_ = []
+        shuffle = torch.Generator().manual_seed(
+            _stream_seed(self.random_seed_, *key, _SHUFFLE_STREAM, *rank)
+        )
+        net = self._make_net(
+            self.module_,
+            self._make_objective(),
+            len(train),
+            shuffle,
+            self.max_iter,
+            monitor="train_loss" if valid is None else "valid_loss",
+        )
+        if group is not None:
+            net = group.wrap(net)
+        session = TrainingSession(
+            net,
+            train,
+            valid,
+            make_net=self._make_net,
+            loss=self.loss_,
+            patience=self.n_iter_no_change,
+            seed=_stream_seed(self.random_seed_, *key, _PHASE_STREAM),
+        )
+        reason = None
+        for phase in self._phases():
+            result = phase.run(session)
+            self._record(result)
+            reason = result.reason
+            if reason is not None:
+                break
+        # partial_fit continues from this fit's Adam moments.
+        self._optimizer_moments = _engine.optimizer_moments(net)
+        return reason
+
+    def _train_one_epoch(self, rows, key):
+        shuffle = torch.Generator().manual_seed(
+            _stream_seed(self.random_seed_, *key, _SHUFFLE_STREAM)
+        )
+        net = self._make_net(
+            self.module_, self._make_objective(), len(rows), shuffle, 1
+        )
+        # A stream has no fixed epoch count: only divergence stops it, and the
+        # restore point is the start of this call.
+        dict(net.callbacks_)["monitor"].configure(patience=None, restore_best=False)
+        _engine.load_optimizer_moments(net, getattr(self, "_optimizer_moments", {}))
+        result = TrainingSession(
+            net, rows, None, make_net=None, loss=self.loss_, patience=None, seed=None
+        ).run_epochs(1)
+        self._record(result)
+        if result.reason != "diverged":
+            # A diverged step is undone, moments included.
+            self._optimizer_moments = _engine.optimizer_moments(net)
+        return result.reason
+
+    def _report(self, reason, incremental):
+        name = type(self).__name__
+        if reason == "diverged":
+            undone = (
+                "this call's epoch was undone"
+                if incremental
+                else "training stopped and the best weights seen so far were restored"
+            )
+            warn_user(
+                f"{name}: the training loss became NaN or infinite at epoch "
+                f"{self.n_iter_}; {undone}. Lower learning_rate, or check the "
+                "scale of X.",
+                RuntimeWarning,
+            )
+        elif reason == "interrupted":
+            warn_user(
+                f"{name}: training interrupted by user after {self.n_iter_} "
+                "epoch(s); the estimator is fitted with the best weights seen so far."
+            )
+        elif reason is None and not incremental:
+            warn_user(
+                f"{name}: max_iter={self.max_iter} epochs reached and the "
+                "optimization has not converged yet.",
+                ConvergenceWarning,
+            )
+
     # ------------------------------------------------------------- public API
-    @_keeps_fitted_state
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the autoencoder to X.
@@ -351,7 +435,8 @@ class BaseAutoencoder(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data, raw: it is scaled internally.
+            Training data, raw: it is scaled internally. An ``np.memmap`` is
+            read batch by batch; a dask array or DataFrame chunk by chunk.
         y : Ignored
             Not used, present for API consistency by convention.
 
@@ -360,49 +445,17 @@ class BaseAutoencoder(
         self : object
             The fitted estimator.
         """
-        X_input = X
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        self._validate_model_params(X.shape[1])
-        self.device_ = resolve_device(self.device)
-        self.__dict__.pop("validation_loss_curve_", None)
-        self.__dict__.pop("_optimizer_state", None)
-        seed = self._gen_seed()
-        with self._seed_context(seed):
-            self._start_training(X, seed)
-            X_t = self._training_data(X_input if isinstance(X_input, np.memmap) else X)
-            X_train, X_valid = self._split_validation(
-                X_t, torch.Generator().manual_seed(seed + 2)
-            )
-            monitor = "train_loss" if X_valid is None else "valid_loss"
-            net = self._make_net(len(X_train), seed, self.max_iter, monitor)
-            reason = self._fit_loop(net, X_train, X_valid)
-        self._net = net
-        if reason is None:
-            warnings.warn(
-                f"{type(self).__name__}: max_iter={self.max_iter} epochs reached "
-                "and the optimization has not converged yet.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        return self
+        return self._fit(X, incremental=False)
 
-    def _fit_loop(self, net, X_train, X_valid):
-        """Train: optional greedy layer-wise pretraining, then ``max_iter``
-        epochs end to end (subclasses may add phases)."""
-        # Imported here: _pretraining builds on this module's objective.
-        from skae._pretraining import fit_loop_with_pretraining
-
-        return fit_loop_with_pretraining(self, net, X_train, X_valid)
-
-    @_keeps_fitted_state
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Train for one more epoch on the batch X, keeping the optimizer state.
 
         The first call initializes the model, its loss and its input scaling
-        from X; later calls continue training. ``learning_rate`` and
-        ``batch_size`` are read at every call, so a schedule can be applied
-        between calls with ``set_params`` (Adam's moment estimates are kept).
+        from X; later calls continue training. ``learning_rate``, ``alpha``
+        and ``batch_size`` are read at every call, so a schedule can be
+        applied between calls with ``set_params`` (Adam's moment estimates
+        are kept). A call whose epoch diverges is undone, with a warning.
 
         Parameters
         ----------
@@ -416,30 +469,7 @@ class BaseAutoencoder(
         self : object
             The estimator, trained one more epoch.
         """
-        first_call = not hasattr(self, "module_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
-        if first_call:
-            self._validate_model_params(X.shape[1])
-            self.device_ = resolve_device(self.device)
-            self._seed = self._gen_seed()
-        seed = self._seed if hasattr(self, "_seed") else self._gen_seed()
-        with self._seed_context(seed + self.n_iter_ if not first_call else seed):
-            if first_call:
-                self._start_training(X, seed)
-            X_t = self._training_data(X)
-            net = getattr(self, "_net", None)
-            if net is None:
-                net = self._make_net(len(X_t), seed, 1, "train_loss")
-                saved = self.__dict__.pop("_optimizer_state", None)
-                if saved is not None:
-                    net.optimizer_.load_state_dict(saved)
-                self._net = net
-            # A stream has no fixed epoch count: only divergence stops it.
-            dict(net.callbacks_)["monitor"].patience = None
-            net.batch_size = self._batch_size_for(len(X_t))
-            _engine.set_learning_rate(net, self.learning_rate)
-            self._train(net, X_t, None, 1)
-        return self
+        return self._fit(X, incremental=True)
 
     def _iter_batches(self, X, fn, n_out, out_dtype, scale_input=True):
         """Apply ``fn(module, x)`` batch by batch under inference_mode.
@@ -499,7 +529,7 @@ class BaseAutoencoder(
             Codes, in X's float dtype.
         """
         X = self._validated_float(X)
-        Z = self._iter_batches(X, self._encode, (self.n_components,), X.dtype)
+        Z = self._iter_batches(X, self._encode, (self.n_components_,), X.dtype)
         return self._check_output(Z, "codes")
 
     def inverse_transform(self, X):
@@ -517,10 +547,10 @@ class BaseAutoencoder(
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
-        if Z.shape[1] != self.n_components:
+        if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but inverse_transform is expecting "
-                f"{self.n_components} features (n_components) as input."
+                f"{self.n_components_} features (n_components_) as input."
             )
 
         X_hat = self._iter_batches(
@@ -567,7 +597,7 @@ class BaseAutoencoder(
     # ------------------------------------------------------------ properties
     @property
     def _n_features_out(self):
-        return self.n_components
+        return self.n_components_
 
     @property
     def encoder_(self):
@@ -588,17 +618,12 @@ class BaseAutoencoder(
     # ----------------------------------------------------------- persistence
     def __getstate__(self):
         state = dict(super().__getstate__())  # may be self.__dict__ itself
-        # The skorch net only carries optimizer state between partial_fit
-        # calls; weights travel as CPU tensors so a CUDA model loads anywhere.
-        net = state.pop("_net", None)
-        if net is not None:
-            # Adam's moments let partial_fit continue seamlessly after a reload.
-            state["_optimizer_state"] = _to_cpu(net.optimizer_.state_dict())
+        # Weights and Adam's moments travel as CPU tensors, so a CUDA model
+        # loads anywhere; the module is rebuilt from ``architecture_``.
         if "module_" in state:
-            module = state["module_"]
-            state["module_"] = {
-                k: v.detach().cpu().clone() for k, v in module.state_dict().items()
-            }
+            state["module_"] = _to_cpu(state["module_"].state_dict())
+        if "_optimizer_moments" in state:
+            state["_optimizer_moments"] = _to_cpu(state["_optimizer_moments"])
         return state
 
     def __setstate__(self, state):
@@ -608,13 +633,14 @@ class BaseAutoencoder(
             self._restore_modules({"module_": weights}, None)
 
     def _restore_modules(self, states, device):
-        """Rebuild ``module_`` from a CPU state dict, on ``device`` (None: the
-        saved device when this machine has it, else the CPU)."""
+        """Rebuild ``module_`` from ``architecture_`` and a CPU state dict, on
+        ``device`` (None: the saved device when this machine has it, else the
+        CPU)."""
         if device is None:
             device = getattr(self, "device_", torch.device("cpu"))
             if device.type == "cuda" and not torch.cuda.is_available():
                 device = torch.device("cpu")
         self.device_ = resolve_device(device)
-        module = self._build_module(self.n_features_in_)
+        module = self._build_module(self.architecture_)
         module.load_state_dict(states["module_"])
         self.module_ = module.to(self.device_)

@@ -2,32 +2,43 @@
 
 from numbers import Real
 
-import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skae._base import BaseAutoencoder, ReconstructionObjective
-from skae._losses import reconstruction_loss
-from skae._penalties import contractive_penalty
+from skae._base import BaseAutoencoder
+from skae._mlp import (
+    MLP_PARAMETER_CONSTRAINTS,
+    PRETRAINING_PARAMETER_CONSTRAINTS,
+    LayerwisePretrainingMixin,
+    MLPMixin,
+)
+from skae._objectives import ReconstructionObjective
+from skae._penalties import jacobian_norm_penalty, single_sigmoid_layer
 
 
 class ContractiveObjective(ReconstructionObjective):
-    """Reconstruction loss plus ``weight`` times the mean ``||J_f(x)||_F^2``."""
+    r"""Reconstruction loss plus ``weight`` times the mean ``||J_f(x)||_F^2``.
+
+    For an encoder made of one sigmoid layer the closed form
+    :math:`\sum_j (h_j (1 - h_j))^2 \sum_k W_{jk}^2` is used (no Jacobian is
+    formed); otherwise batched vector-Jacobian products from the code back to
+    the input.
+    """
 
     def __init__(self, loss, weight):
         super().__init__(loss)
         self.weight = weight
 
-    def forward(self, module, x, training=True):
+    def needs_input_grad(self, module):
+        # The closed form of one sigmoid layer needs no graph from x to the code.
+        return self.weight > 0 and single_sigmoid_layer(module.encoder) is None
+
+    def penalty(self, code, x_in, module):
         if self.weight == 0:
-            return super().forward(module, x, training)
-        # The Jacobian needs a graph from x to the code even in validation.
-        with torch.enable_grad():
-            code, penalty = contractive_penalty(module.encoder, x)
-            value = reconstruction_loss(module.decode(code), x, self.loss).mean()
-            return value + self.weight * penalty
+            return None
+        return self.weight * jacobian_norm_penalty(module.encoder, code, x_in)
 
 
-class ContractiveAE(BaseAutoencoder):
+class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     r"""Contractive autoencoder: codes that barely move when the input moves.
 
     The reconstruction loss is regularized by the squared Frobenius norm of
@@ -158,6 +169,8 @@ class ContractiveAE(BaseAutoencoder):
 
     _parameter_constraints = {
         **BaseAutoencoder._parameter_constraints,
+        **MLP_PARAMETER_CONSTRAINTS,
+        **PRETRAINING_PARAMETER_CONSTRAINTS,
         "contraction_weight": [Interval(Real, 0, None, closed="left")],
         "code_activation": [StrOptions({"logistic", "tanh", "identity"})],
     }
@@ -208,20 +221,6 @@ class ContractiveAE(BaseAutoencoder):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
-
-    @classmethod
-    def _check_instances(cls):
-        """The closed-form and the batched-Jacobian penalties, small."""
-        return [
-            cls(n_components=4, max_iter=5),
-            cls(
-                n_components=4,
-                hidden_layer_sizes=(8,),
-                code_activation="tanh",
-                pretraining="layerwise",
-                max_iter=5,
-            ),
-        ]
 
     # ------------------------------------------------------------------ hooks
     def _code_activation(self):

@@ -2,19 +2,18 @@
 
 An skae estimator given a ``dask.array.Array`` or a dask ``DataFrame``:
 
-- ``fit`` / ``partial_fit`` compute the per-feature statistics (min, max,
-  mean, standard deviation, finiteness) in one dask pass, then train from
-  :class:`DaskArrayRows`, which computes one dask chunk at a time and slices
-  the mini-batches from it: the data never sits in memory whole, and each
-  chunk is computed once per epoch (not once per batch);
+- ``fit`` / ``partial_fit`` (the one training template of
+  :class:`~skae._base.BaseAutoencoder`) read it through :class:`DaskSource`:
+  the per-feature statistics (min, max, mean, standard deviation,
+  finiteness) in one dask pass, then :class:`DaskRows`, which computes one
+  dask chunk at a time and slices the mini-batches from it: the data never
+  sits in memory whole, and each chunk is computed once per epoch;
 - ``transform``, ``inverse_transform`` and ``score_samples`` return a lazy dask
-  array, one ``map_blocks`` task per row chunk, as dask-ml's wrappers do.
+  array, one ``map_blocks`` task per row chunk, as dask-ml's wrappers do
+  (:class:`DaskDispatchMixin` routes dask input of those methods here).
 
-The entry points take the estimator as first argument (``fit(estimator, X)``)
-and are built only from :class:`~skae._base.BaseAutoencoder`'s hooks, so they
-work for every subclass. :class:`DaskDispatchMixin` routes dask input of the
-public methods to them. This module imports dask only when dask input is seen:
-``import skae`` does not need dask.
+This module imports dask only when dask input is seen: ``import skae`` does
+not need dask.
 """
 
 import functools
@@ -24,11 +23,9 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skae import _engine
+from skae._sources import HostRows
 
 _FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -100,20 +97,38 @@ def _validated(estimator, X, *, reset, need_lengths):
     return Xa.astype(dtype).rechunk({1: -1}), columns
 
 
-class DaskStats:
-    """Per-feature statistics of a dask array, computed in one pass.
+class DaskSource:
+    """A validated dask array as a training source (see :mod:`skae._sources`).
 
-    Stands in for X in :meth:`BaseAutoencoder._start_training`: it has X's
-    ``shape`` and ``dtype``, and ``min``/``max`` (over everything or per
-    feature) and ``mean_std()`` answer from the precomputed values. Raises
-    scikit-learn's ``ValueError`` when X holds NaN or infinity.
+    ``statistics()`` computes the per-feature min, max, mean and standard
+    deviation, and checks finiteness, in one dask pass; the training rows
+    (:class:`DaskRows`) compute one chunk at a time.
     """
 
     def __init__(self, X):
+        self.X = X
+
+    @classmethod
+    def validated(cls, estimator, X, *, reset):
+        """Check X's shape, dtype and feature names without computing it."""
+        Xa, _ = _validated(estimator, X, reset=reset, need_lengths=True)
+        return cls(Xa)
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
+    def statistics(self):
         import dask
         import dask.array as da
 
-        X64 = X.astype(np.float64)
+        from skae._sources import FeatureStatistics
+
+        X64 = self.X.astype(np.float64)
         # One compute: dask reads each chunk once for all five reductions
         # (NaN/inf make the moments warn before the finiteness check fails).
         with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
@@ -130,43 +145,25 @@ class DaskStats:
                 "Input X contains NaN or infinity (found in the dask array); "
                 "skae cannot train on NaN or infinite values."
             )
-        self._X = X
-        self.shape = X.shape
-        self.dtype = X.dtype
-        self.ndim = 2
-        self._min, self._max = lo, hi
-        self._mean, self._std = mean, std
+        return FeatureStatistics(lo, hi, mean, std)
 
-    def min(self, axis=None):
-        return self._min.copy() if axis == 0 else self._min.min()
+    def shard(self, rank, world_size):
+        from skae._sources import shard_rows
 
-    def max(self, axis=None):
-        return self._max.copy() if axis == 0 else self._max.max()
+        return DaskSource(shard_rows(self.X, rank, world_size))
 
-    def mean_std(self):
-        """Per-feature mean and (population) standard deviation, float64."""
-        return self._mean.copy(), self._std.copy()
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __getitem__(self, key):
-        # Only reached through ``_chunked_mean_std`` while the base's
-        # ``_fit_scaler`` does not use ``mean_std()``: correct, but a second
-        # pass over the data.
-        return np.asarray(self._X[key])
+    def training_rows(self, offset, scale, device):
+        return DaskRows(self.X, offset, scale, device)
 
 
 # ------------------------------------------------------------------ streaming
-class DaskArrayRows(_engine.HostArray):
+class DaskRows(HostRows):
     """Training rows of a dask array, scaled and moved one dask chunk at a time.
 
-    Offers :class:`skae._engine.HostArray`'s interface: ``len`` and
-    ``rows(start, stop)`` (a scaled float32 tensor on ``device``), served from
-    a cache of the last computed chunk, and ``batches(...)``, which streams an
-    epoch chunk by chunk: each chunk is computed once per pass, its rows
-    shuffled within it and the chunk order shuffled, mini-batches spanning
-    chunk boundaries as the in-memory batching does.
+    ``rows(start, stop)`` is served from a cache of the last computed chunk;
+    ``batches(...)`` streams a pass chunk by chunk: each chunk is computed once
+    per pass, its rows shuffled within it and the chunk order shuffled,
+    mini-batches spanning chunk boundaries as the in-memory batching does.
 
     Parameters
     ----------
@@ -213,36 +210,16 @@ class DaskArrayRows(_engine.HostArray):
             i += 1
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
-    def batches(self, batch_size, shuffle=False, generator=None):
-        """An iterable over one pass of mini-batches (see the class notes)."""
-        return _DaskBatches(self, batch_size, shuffle, generator)
-
-    def subset(self, start, stop):
-        """Rows ``start:stop`` as a new :class:`DaskArrayRows`."""
-        return DaskArrayRows(self.X[start:stop], self.offset, self.scale, self.device)
-
-
-class _DaskBatches:
-    def __init__(self, data, batch_size, shuffle, generator):
-        self.data = data
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.generator = generator
-
-    def __len__(self):
-        return math.ceil(len(self.data) / self.batch_size)
-
-    def __iter__(self):
-        data, size = self.data, self.batch_size
-        n_chunks = len(data._bounds) - 1
+    def _iter_batches(self, size, shuffle, generator):
+        n_chunks = len(self._bounds) - 1
         order = torch.arange(n_chunks)
-        if self.shuffle:
-            order = torch.randperm(n_chunks, generator=self.generator)
+        if shuffle:
+            order = torch.randperm(n_chunks, generator=generator)
         carry = None
         for i in order.tolist():
-            chunk = data._chunk(i)
-            if self.shuffle:
-                perm = torch.randperm(len(chunk), generator=self.generator)
+            chunk = self._chunk(i)
+            if shuffle:
+                perm = torch.randperm(len(chunk), generator=generator)
                 chunk = chunk.index_select(0, perm.to(chunk.device))
             if carry is not None:
                 chunk = torch.cat([carry, chunk])
@@ -254,104 +231,7 @@ class _DaskBatches:
             yield carry
 
 
-# --------------------------------------------------------------- estimators
-def _keeps_fitted_state(function):
-    """Undo every attribute change of the estimator when ``function`` raises."""
-
-    @functools.wraps(function)
-    def wrapper(estimator, *args, **kwargs):
-        saved = estimator.__dict__.copy()
-        try:
-            return function(estimator, *args, **kwargs)
-        except BaseException:
-            estimator.__dict__.clear()
-            estimator.__dict__.update(saved)
-            raise
-
-    return wrapper
-
-
-def _split_validation(estimator, data):
-    """Hold out the last rows for early stopping (reads stay chunk-contiguous),
-    as the base class does for an ``np.memmap``."""
-    if not estimator.early_stopping:
-        return data, None
-    n = len(data)
-    n_valid = int(round(estimator.validation_fraction * n))
-    if n_valid < 1 or n - n_valid < 1:
-        warnings.warn(
-            f"early_stopping=True but {n} sample(s) are too few for a "
-            f"validation_fraction={estimator.validation_fraction} split; training "
-            "on all samples and monitoring the training loss instead.",
-            UserWarning,
-            stacklevel=4,
-        )
-        return data, None
-    return data.subset(0, n - n_valid), data.rows(n - n_valid, n)
-
-
-@_keeps_fitted_state
-@_fit_context(prefer_skip_nested_validation=True)
-def fit(estimator, X, y=None):
-    """``estimator.fit(X)`` for a dask collection X: the base class's training
-    template, fed chunk by chunk."""
-    from skae.utils._device import resolve_device
-
-    Xa, _ = _validated(estimator, X, reset=True, need_lengths=True)
-    estimator._validate_model_params(Xa.shape[1])
-    estimator.device_ = resolve_device(estimator.device)
-    estimator.__dict__.pop("validation_loss_curve_", None)
-    seed = estimator._gen_seed()
-    stats = DaskStats(Xa)
-    with estimator._seed_context(seed):
-        estimator._start_training(stats, seed)
-        data = DaskArrayRows(Xa, estimator.offset_, estimator.scale_, estimator.device_)
-        X_train, X_valid = _split_validation(estimator, data)
-        monitor = "train_loss" if X_valid is None else "valid_loss"
-        net = estimator._make_net(len(X_train), seed, estimator.max_iter, monitor)
-        reason = estimator._fit_loop(net, X_train, X_valid)
-    estimator._net = net
-    if reason is None:
-        warnings.warn(
-            f"{type(estimator).__name__}: max_iter={estimator.max_iter} epochs "
-            "reached and the optimization has not converged yet.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    return estimator
-
-
-@_keeps_fitted_state
-@_fit_context(prefer_skip_nested_validation=True)
-def partial_fit(estimator, X, y=None):
-    """``estimator.partial_fit(X)`` for a dask collection X: one more epoch over
-    all of X, streamed chunk by chunk (the first call also sets the scaling
-    from all of X)."""
-    from skae.utils._device import resolve_device
-
-    first_call = not hasattr(estimator, "module_")
-    Xa, _ = _validated(estimator, X, reset=first_call, need_lengths=True)
-    if first_call:
-        estimator._validate_model_params(Xa.shape[1])
-        estimator.device_ = resolve_device(estimator.device)
-        estimator._seed = estimator._gen_seed()
-        stats = DaskStats(Xa)
-    seed = estimator._seed if hasattr(estimator, "_seed") else estimator._gen_seed()
-    with estimator._seed_context(seed if first_call else seed + estimator.n_iter_):
-        if first_call:
-            estimator._start_training(stats, seed)
-        data = DaskArrayRows(Xa, estimator.offset_, estimator.scale_, estimator.device_)
-        net = getattr(estimator, "_net", None)
-        if net is None:
-            net = estimator._make_net(len(data), seed, 1, "train_loss")
-            estimator._net = net
-        # A stream has no fixed epoch count: only divergence stops it.
-        dict(net.callbacks_)["monitor"].patience = None
-        net.batch_size = estimator._batch_size_for(len(data))
-        estimator._train(net, data, None, 1)
-    return estimator
-
-
+# ---------------------------------------------------------------- inference
 def _apply_block(block, estimator, method, columns, n_out):
     """One ``map_blocks`` task: ``estimator.<method>`` on a NumPy block."""
     if block.shape[0] == 0:
@@ -416,8 +296,6 @@ def score_samples(estimator, X):
 
 
 _DASK_METHODS = {
-    "fit": fit,
-    "partial_fit": partial_fit,
     "transform": transform,
     "inverse_transform": inverse_transform,
     "score_samples": score_samples,
@@ -436,8 +314,9 @@ def _dispatching(name, method):
 
 
 class DaskDispatchMixin:
-    """Route dask input of ``fit``, ``partial_fit``, ``transform``,
-    ``inverse_transform`` and ``score_samples`` to this module.
+    """Route dask input of ``transform``, ``inverse_transform`` and
+    ``score_samples`` to this module's lazy versions (training takes dask
+    input through :class:`DaskSource`, in the one training template).
 
     Every class deriving from it has those methods, where it defines them,
     wrapped (as scikit-learn's ``set_output`` wraps ``transform``), so a

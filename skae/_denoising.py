@@ -5,8 +5,15 @@ from numbers import Real
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skae._base import BaseAutoencoder, ReconstructionObjective
+from skae._base import BaseAutoencoder
+from skae._mlp import (
+    MLP_PARAMETER_CONSTRAINTS,
+    PRETRAINING_PARAMETER_CONSTRAINTS,
+    LayerwisePretrainingMixin,
+    MLPMixin,
+)
 from skae._noise import NOISE_KINDS, corrupt
+from skae._objectives import ReconstructionObjective
 
 
 class DenoisingObjective(ReconstructionObjective):
@@ -23,7 +30,7 @@ class DenoisingObjective(ReconstructionObjective):
         return corrupt(x, self.noise, self.noise_level, self.low, self.high)
 
 
-class DenoisingAE(BaseAutoencoder):
+class DenoisingAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     r"""Denoising autoencoder: learns to undo a corruption of its input.
 
     Each training sample :math:`x` is corrupted afresh, every mini-batch of
@@ -121,6 +128,10 @@ class DenoisingAE(BaseAutoencoder):
         Per-feature divisor applied before encoding.
     device_ : torch.device
         Device the model lives on.
+    data_min_ : ndarray of shape (n_features_in_,)
+        Per-feature minimum of the training data (salt-and-pepper's "salt").
+    data_max_ : ndarray of shape (n_features_in_,)
+        Per-feature maximum of the training data (its "pepper").
     n_iter_ : int
         Number of epochs run (pretraining included).
     n_pretraining_iter_ : int
@@ -165,6 +176,8 @@ class DenoisingAE(BaseAutoencoder):
 
     _parameter_constraints = {
         **BaseAutoencoder._parameter_constraints,
+        **MLP_PARAMETER_CONSTRAINTS,
+        **PRETRAINING_PARAMETER_CONSTRAINTS,
         "noise": [StrOptions(set(NOISE_KINDS))],
         "noise_level": [Interval(Real, 0, None, closed="left")],
     }
@@ -216,26 +229,6 @@ class DenoisingAE(BaseAutoencoder):
         self.device = device
         self.verbose = verbose
 
-    @classmethod
-    def _check_instances(cls):
-        """Small configurations of every corruption for the common checks."""
-        return [
-            cls(n_components=4, hidden_layer_sizes=(8,), noise="masking", max_iter=5),
-            cls(
-                n_components=4,
-                hidden_layer_sizes=(8,),
-                noise="gaussian",
-                pretraining="layerwise",
-                max_iter=5,
-            ),
-            cls(
-                n_components=4,
-                hidden_layer_sizes=(),
-                noise="salt_and_pepper",
-                max_iter=5,
-            ),
-        ]
-
     # ------------------------------------------------------------------ hooks
     def _validate_model_params(self, n_features):
         super()._validate_model_params(n_features)
@@ -245,20 +238,22 @@ class DenoisingAE(BaseAutoencoder):
                 f"noise={self.noise!r} and must lie in [0, 1]."
             )
 
-    def _start_training(self, X, seed):
-        super()._start_training(X, seed)
-        # Salt-and-pepper extremes: per-feature min / max of the scaled data
-        # (scaling is increasing and per feature; reductions stream a memmap).
-        self._noise_low = (X.min(axis=0) - self.offset_) / self.scale_
-        self._noise_high = (X.max(axis=0) - self.offset_) / self.scale_
+    def _begin_training(self, stats, n_features, device, entropy):
+        super()._begin_training(stats, n_features, device, entropy)
+        # Salt-and-pepper extremes: the per-feature min / max of the training
+        # data, kept (in X's units) so that partial_fit after skae.load works.
+        self.data_min_, self.data_max_ = stats.min.copy(), stats.max.copy()
 
     def _make_objective(self):
+        # Scaling is increasing and per feature: the scaled extremes.
+        low = (self.data_min_ - self.offset_) / self.scale_
+        high = (self.data_max_ - self.offset_) / self.scale_
         return DenoisingObjective(
             self.loss_,
             self.noise,
             self.noise_level,
-            torch.as_tensor(self._noise_low, dtype=torch.float32, device=self.device_),
-            torch.as_tensor(self._noise_high, dtype=torch.float32, device=self.device_),
+            torch.as_tensor(low, dtype=torch.float32, device=self.device_),
+            torch.as_tensor(high, dtype=torch.float32, device=self.device_),
         )
 
     # ------------------------------------------------------------- public API

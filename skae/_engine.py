@@ -2,106 +2,31 @@
 
 This is the only module that imports skorch. skorch drives the loop (epochs,
 callbacks, optimizer steps); skae replaces the two parts that make skorch slow
-for small models: the per-sample ``Dataset``/``DataLoader`` (batches here are
-slices of tensors already on the training device) and the per-batch
-``loss.item()`` host synchronisation (losses are summed on the device and read
-once per epoch).
+for small models: the per-sample ``Dataset``/``DataLoader`` (the data are
+training rows of :mod:`skae._sources`, which batch themselves: slices of
+tensors already on the training device) and the per-batch ``loss.item()`` host
+synchronisation (losses are summed on the device and read once per epoch).
+
+What the objective and the callbacks may rely on:
+
+- before every training epoch the net calls ``objective.begin_epoch(epoch)``
+  with the epoch's number (from 1) counted over the estimator's whole
+  training (``epoch_offset`` + epochs of this net), for schedules such as a
+  KL warm-up;
+- after it, ``objective.epoch_statistics()`` is recorded in the history row
+  of the epoch, where callbacks read it;
+- :class:`TrainingMonitor` is configured per phase through ``configure``.
 """
 
 import copy
 import math
 import warnings
 
-import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 
 _TORCH_VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
-
-
-class TensorBatches:
-    """Iterate over contiguous mini-batches of a tensor, reshuffled each pass.
-
-    Every sample is used in every pass (no ``drop_last``), so data smaller than
-    one batch still trains.
-
-    Parameters
-    ----------
-    X : torch.Tensor of shape (n_samples, n_features)
-    batch_size : int
-    shuffle : bool
-    generator : torch.Generator or None
-        CPU generator for the permutation, for reproducible shuffling.
-    """
-
-    def __init__(self, X, batch_size, shuffle=False, generator=None):
-        self.X = X
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.generator = generator
-
-    def __len__(self):
-        return math.ceil(len(self.X) / self.batch_size)
-
-    def __iter__(self):
-        X = self.X
-        if self.shuffle:
-            order = torch.randperm(len(X), generator=self.generator)
-            # One gather per epoch; each batch is then a view, not a copy.
-            X = X.index_select(0, order.to(X.device))
-        for start in range(0, len(X), self.batch_size):
-            yield X[start : start + self.batch_size]
-
-
-class HostArray:
-    """Rows kept in host memory (e.g. an ``np.memmap``), scaled batch by batch.
-
-    Used when the data should not be copied to the device as a whole: only one
-    batch at a time is read, scaled, cast to float32 and moved.
-    """
-
-    def __init__(self, X, offset, scale, device):
-        self.X = X
-        self.offset = offset
-        self.scale = scale
-        self.device = device
-
-    def __len__(self):
-        return len(self.X)
-
-    def rows(self, start, stop):
-        batch = (
-            np.asarray(self.X[start:stop], dtype=np.float64) - self.offset
-        ) / self.scale
-        batch = torch.from_numpy(batch.astype(np.float32)).to(self.device)
-        if not bool(torch.isfinite(batch).all()):
-            raise ValueError(
-                f"Rows {start}..{stop - 1} contain NaN, infinity or values that "
-                "overflow float32 after scaling."
-            )
-        return batch
-
-
-class HostBatches:
-    """Mini-batches of a :class:`HostArray`, contiguous on disk; each pass visits
-    the batches in a fresh random order (random rows would mean random reads)."""
-
-    def __init__(self, data, batch_size, shuffle=False, generator=None):
-        self.data = data
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.generator = generator
-
-    def __len__(self):
-        return math.ceil(len(self.data) / self.batch_size)
-
-    def __iter__(self):
-        starts = torch.arange(0, len(self.data), self.batch_size)
-        if self.shuffle:
-            starts = starts[torch.randperm(len(starts), generator=self.generator)]
-        for start in starts.tolist():
-            yield self.data.rows(start, start + self.batch_size)
 
 
 class FastNet(NeuralNet):
@@ -111,9 +36,10 @@ class FastNet(NeuralNet):
     tensors on the training device (``X_valid`` may be None).
     """
 
-    def __init__(self, *args, shuffle=True, generator=None, **kwargs):
+    def __init__(self, *args, shuffle=True, generator=None, epoch_offset=0, **kwargs):
         self.shuffle = shuffle
         self.generator = generator
+        self.epoch_offset = epoch_offset
         self._mode_set = None
         super().__init__(*args, **kwargs)
 
@@ -125,19 +51,9 @@ class FastNet(NeuralNet):
         return X
 
     def get_iterator(self, dataset, training=False):
-        if hasattr(dataset, "batches"):
-            # A dataset that batches itself (skae._dask.DaskArrayRows: chunk by chunk).
-            return dataset.batches(
-                self.batch_size,
-                shuffle=training and self.shuffle,
-                generator=self.generator,
-            )
-        batches = HostBatches if isinstance(dataset, HostArray) else TensorBatches
-        return batches(
-            dataset,
-            self.batch_size,
-            shuffle=training and self.shuffle,
-            generator=self.generator,
+        # Training rows (skae._sources) batch themselves.
+        return dataset.batches(
+            self.batch_size, shuffle=training and self.shuffle, generator=self.generator
         )
 
     def train_step_single(self, batch, **fit_params):
@@ -163,6 +79,9 @@ class FastNet(NeuralNet):
         if iterator is None:
             return
         self._mode_set = None  # modes may have changed between epochs
+        if training:
+            # The history already holds this epoch's row: epochs count from 1.
+            self.criterion_.begin_epoch(self.epoch_offset + len(self.history))
         total = torch.zeros((), device=self.device)
         n_seen = 0
         for batch in iterator:
@@ -172,8 +91,15 @@ class FastNet(NeuralNet):
             total += step["loss"].detach() * n
             n_seen += n
             self.notify("on_batch_end", batch=batch, training=training, **step)
-        # One host synchronisation per epoch instead of one per batch.
-        self.history.record(prefix + "_loss", (total / max(n_seen, 1)).item())
+        self.history.record(prefix + "_loss", self.epoch_mean_loss(total, n_seen))
+        if training:
+            for key, value in self.criterion_.epoch_statistics().items():
+                self.history.record(key, value)
+
+    def epoch_mean_loss(self, total, n_seen):
+        """The epoch's mean loss from its on-device sum: one host
+        synchronisation per epoch instead of one per batch."""
+        return (total / max(n_seen, 1)).item()
 
 
 class TrainingMonitor(Callback):
@@ -191,6 +117,12 @@ class TrainingMonitor(Callback):
         self.tol = tol
         self.patience = patience
         self.restore_best = restore_best
+
+    def configure(self, *, patience, restore_best):
+        """Set the stopping rule for the next phase and forget the best state."""
+        self.patience = patience
+        self.restore_best = restore_best
+        self.best_score_, self.best_state_, self.misses_ = math.inf, None, 0
 
     def initialize(self):
         self.best_score_ = math.inf
@@ -279,6 +211,7 @@ def build_net(
     verbose,
     max_epochs,
     extra_callbacks=(),
+    epoch_offset=0,
 ):
     """Create and initialize a :class:`FastNet` around ``module`` and ``objective``.
 
@@ -315,6 +248,7 @@ def build_net(
         device=device,
         shuffle=shuffle,
         generator=generator,
+        epoch_offset=epoch_offset,
         **optimizer_kwargs,
     )
     with warnings.catch_warnings():
@@ -323,15 +257,35 @@ def build_net(
     return net
 
 
-def set_learning_rate(net, learning_rate):
-    """Use ``learning_rate`` for the next optimizer steps, keeping Adam's moments.
+def optimizer_moments(net):
+    """Adam's per-parameter state, keyed by the module's parameter names.
 
-    Lets ``partial_fit`` callers anneal the step size between calls, as
-    skorch's ``set_params(lr=...)`` does for a live net.
+    Names, unlike the optimizer's own integer keys, do not depend on how the
+    parameters are grouped (one group, or weights and biases apart when
+    ``alpha > 0``), so the moments survive a change of ``alpha`` between
+    ``partial_fit`` calls and are plain data for :func:`skae.save`.
     """
-    net.lr = learning_rate
-    for group in net.optimizer_.param_groups:
-        group["lr"] = learning_rate
+    state = net.optimizer_.state
+    return {
+        name: {k: v.detach().clone() for k, v in state[param].items()}
+        for name, param in net.module_.named_parameters()
+        if param in state
+    }
+
+
+def load_optimizer_moments(net, moments):
+    """Give ``net``'s fresh optimizer the ``moments`` of an earlier one.
+
+    The hyper-parameters (step size, weight decay) stay those the net was
+    built with: a schedule applied between calls takes effect while Adam's
+    moment estimates carry over.
+    """
+    optimizer = net.optimizer_
+    for name, param in net.module_.named_parameters():
+        if name in moments:
+            optimizer.state[param] = {
+                k: v.detach().clone().to(param.device) for k, v in moments[name].items()
+            }
 
 
 def run_epochs(net, X_train, X_valid, epochs):

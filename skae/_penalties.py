@@ -198,16 +198,26 @@ def contractive_penalty(encoder, x):
     >>> code.shape, pen.ndim
     (torch.Size([4, 2]), 0)
     """
-    linear = single_sigmoid_layer(encoder)
-    if linear is not None:
-        code = encoder(x)
-        h = code
-        row_norms = linear.weight.square().sum(dim=1)
-        return code, ((h * (1 - h)).square() @ row_norms).mean()
-    if not x.requires_grad:
+    if single_sigmoid_layer(encoder) is None and not x.requires_grad:
         x = x.detach().requires_grad_(True)
     code = encoder(x)
-    return code, jacobian_penalty(code, x)
+    return code, jacobian_norm_penalty(encoder, code, x)
+
+
+def jacobian_norm_penalty(encoder, code, x):
+    """Mean squared Frobenius norm of the encoder's Jacobian, given the codes.
+
+    ``code = encoder(x)`` must have been computed from ``x``; when the encoder
+    is not a single sigmoid layer, ``x`` must require grad (the batched
+    vector-Jacobian products of :func:`jacobian_penalty` differentiate
+    ``code`` with respect to it). A single sigmoid layer uses the closed form
+    of :func:`sigmoid_contractive_penalty`, written in terms of the codes.
+    """
+    linear = single_sigmoid_layer(encoder)
+    if linear is None:
+        return jacobian_penalty(code, x)
+    row_norms = linear.weight.square().sum(dim=1)
+    return ((code * (1 - code)).square() @ row_norms).mean()
 
 
 def exact_jacobian_norms(encoder, x):

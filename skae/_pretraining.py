@@ -7,13 +7,19 @@ network end to end. Here the shallow autoencoder of level ``i`` is made of the
 ``i``-th block of the estimator's encoder and the mirrored block of its
 decoder, so pretraining writes directly into the estimator's ``module_`` and
 the usual training is the fine-tuning.
+
+Nothing here touches an estimator: :class:`skae._phases.LayerwisePretraining`
+calls :func:`pretrain_layerwise` with the module, the training rows and a net
+factory, and the estimator records the returned curves.
 """
 
+import numpy as np
 import torch
 from torch import nn
 
 from skae import _engine
-from skae._base import ReconstructionObjective
+from skae._objectives import ReconstructionObjective
+from skae._sources import TensorRows
 
 
 def _blocks(sequential):
@@ -73,13 +79,9 @@ def layer_pairs(module):
 
 
 def iter_rows(data, batch_size=4096):
-    """Consecutive row blocks of training data: a tensor, or the engine's
-    host-side array (``rows(start, stop)``, for out-of-core data)."""
+    """Consecutive row blocks of training rows (see :mod:`skae._sources`)."""
     for start in range(0, len(data), batch_size):
-        if isinstance(data, torch.Tensor):
-            yield data[start : start + batch_size]
-        else:
-            yield data.rows(start, start + batch_size)
+        yield data.rows(start, start + batch_size)
 
 
 @torch.no_grad()
@@ -88,83 +90,51 @@ def _encode_in_batches(block, data, batch_size=4096):
     block.eval()
     out = torch.cat([block(x) for x in iter_rows(data, batch_size)])
     block.train(was_training)
-    return out
+    return TensorRows(out)
 
 
-def pretrain_layerwise(estimator, X_train, seed, epochs=None):
-    """Greedy layer-wise pretraining of ``estimator.module_`` on ``X_train``.
+def pretrain_layerwise(module, X_train, *, loss, make_net, seed, epochs):
+    """Greedy layer-wise pretraining of a mirrored MLP ``module`` on ``X_train``.
 
     Level ``i`` (outermost first) is trained as a shallow autoencoder on the
-    codes of level ``i - 1`` (level 0 on the scaled input), with the
-    estimator's optimizer settings and stopping rule, for at most ``epochs``
-    epochs. Level 0 minimizes the estimator's reconstruction loss
-    (``loss_``: MSE, or BCE on logits); deeper levels reconstruct the previous
-    level's activations with the MSE. The estimator's own regularizer (noise,
-    sparsity, contraction) is left to the fine-tuning phase.
+    codes of level ``i - 1`` (level 0 on the scaled input), for at most
+    ``epochs`` epochs with the stopping rule of the nets ``make_net`` builds.
+    Level 0 minimizes ``loss`` (MSE, or BCE on logits); deeper levels
+    reconstruct the previous level's activations with the MSE. A model's own
+    regularizer (noise, sparsity, contraction) is left to the fine-tuning.
 
     Parameters
     ----------
-    estimator : BaseAutoencoder
-        An estimator whose ``module_`` and ``loss_`` exist (inside ``fit``,
-        after ``_start_training``), e.g. from ``_fit_loop``.
-    X_train : torch.Tensor of shape (n_samples, n_features)
-        Training data, already scaled, on the estimator's device (or the
-        engine's host-side array for out-of-core data; the codes of the
-        hidden levels are then held in memory).
+    module : torch.nn.Module
+        A mirrored MLP autoencoder (``encoder`` and ``decoder`` Sequentials);
+        its parameters are trained in place.
+    X_train : training rows (:mod:`skae._sources`)
+        Scaled training data on the module's device. The codes of the hidden
+        levels are held in memory.
+    loss : {"mse", "bce"}
+        Reconstruction loss of level 0.
+    make_net : callable
+        ``make_net(module, objective, n_rows, generator, max_epochs)``
+        returns an initialized :class:`skae._engine.FastNet`.
     seed : int
-        Seeds the shuffling of each level.
-    epochs : int, default=None
-        Maximum epochs per level; ``estimator.max_iter`` when None.
+        Seeds the shuffling of every level (one independent stream each).
+    epochs : int
+        Maximum epochs per level.
 
     Returns
     -------
     losses : list of list of float
         Per-epoch mean training loss of each level, outermost first.
     """
-    epochs = estimator.max_iter if epochs is None else epochs
+    pairs = layer_pairs(module)
+    streams = np.random.SeedSequence(seed).spawn(len(pairs))
     inputs = X_train
     curves = []
-    for i, pair in enumerate(layer_pairs(estimator.module_)):
-        objective = ReconstructionObjective(estimator.loss_ if i == 0 else "mse")
-        net = _engine.build_net(
-            pair,
-            objective,
-            learning_rate=estimator.learning_rate,
-            weight_decay=estimator.alpha,
-            batch_size=estimator._batch_size_for(len(inputs)),
-            shuffle=estimator.shuffle,
-            generator=torch.Generator().manual_seed(seed + 10 + i),
-            device=estimator.device_,
-            tol=estimator.tol,
-            patience=estimator.n_iter_no_change,
-            monitor="train_loss",
-            restore_best=False,
-            verbose=False,
-            max_epochs=epochs,
-        )
+    for i, (pair, stream) in enumerate(zip(pairs, streams)):
+        objective = ReconstructionObjective(loss if i == 0 else "mse")
+        generator = torch.Generator().manual_seed(int(stream.generate_state(1)[0]))
+        net = make_net(pair, objective, len(inputs), generator, epochs)
         _engine.run_epochs(net, inputs, None, epochs)
         curves.append([float(h) for h in net.history[:, "train_loss"]])
         inputs = _encode_in_batches(pair.encoder, inputs)
     return curves
-
-
-def fit_loop_with_pretraining(estimator, net, X_train, X_valid):
-    """``_fit_loop`` body: optional layer-wise pretraining, then fine-tuning.
-
-    With ``estimator.pretraining == "layerwise"``, ``loss_curve_`` holds the
-    pretraining epochs of every level, then the fine-tuning epochs;
-    ``n_pretraining_iter_`` is the number of pretraining epochs (0 otherwise).
-    """
-    pre = []
-    if getattr(estimator, "pretraining", None) == "layerwise":
-        # Drawn from the forked, seeded global generator of ``fit``.
-        seed = int(torch.randint(2**31 - 1, ()).item())
-        for curve in pretrain_layerwise(estimator, X_train, seed):
-            pre += curve
-    estimator.n_pretraining_iter_ = len(pre)
-    # ``_train`` aligns loss_curve_ with the fine-tuning net's history.
-    estimator.loss_curve_ = []
-    reason = estimator._train(net, X_train, X_valid, estimator.max_iter)
-    estimator.loss_curve_ = pre + estimator.loss_curve_
-    estimator.n_iter_ = len(estimator.loss_curve_)
-    return reason

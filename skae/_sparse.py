@@ -1,60 +1,49 @@
-"""SparseAE: autoencoders with sparse codes (L1, KL or top-k sparsity)."""
+"""SparseAE: autoencoders with sparse codes (the kinds of skae._sparsity)."""
 
-import math
 from numbers import Integral, Real
 
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
-from skorch.callbacks import Callback
 
-from skae._base import BaseAutoencoder, ReconstructionObjective
-from skae._losses import reconstruction_loss
-from skae._penalties import TopK, kl_sparsity_penalty, l1_penalty
+from skae._base import BaseAutoencoder
+from skae._engine import Callback
+from skae._mlp import (
+    MLP_PARAMETER_CONSTRAINTS,
+    PRETRAINING_PARAMETER_CONSTRAINTS,
+    LayerwisePretrainingMixin,
+    MLPMixin,
+)
+from skae._objectives import ReconstructionObjective
 from skae._pretraining import iter_rows
-from skae.nn import linear_layers
-
-#: Default ``sparsity_weight`` for each penalty.
-DEFAULT_SPARSITY_WEIGHT = {"l1": 0.02, "kl": 0.1, "topk": 0.0}
-
-#: A sigmoid (KL) unit "fires" on a sample when its activation exceeds this.
-SIGMOID_FIRING_THRESHOLD = 0.5
-
-
-def _fires(code, threshold):
-    """Which activations count as firing: non-zero, or above ``threshold``."""
-    return code != 0 if threshold is None else code > threshold
+from skae._sparsity import SPARSITY_KINDS
+from skae.nn import MLPAutoencoder, linear_layers
 
 
 class SparsityObjective(ReconstructionObjective):
-    """Reconstruction loss plus an L1 or KL sparsity penalty on the code.
+    """Reconstruction loss plus the sparsity kind's penalty on the code.
 
     While training it also records which code units fired on at least one
-    sample since the last reset (``fired``), for dead-unit resampling.
+    sample of the epoch, reported as the ``fired_units`` epoch statistic
+    (read by :class:`DeadUnitResampler` from the history).
     """
 
-    def __init__(self, loss, sparsity, weight, rho, threshold):
+    def __init__(self, loss, kind, weight, rho):
         super().__init__(loss)
-        self.sparsity = sparsity
+        self.kind = kind
         self.weight = weight
         self.rho = rho
-        self.threshold = threshold
-        self.fired = None
+        self._fired = None
+
+    def observe(self, code):
+        fired = self.kind.fires(code).any(dim=0)
+        self._fired = fired if self._fired is None else self._fired | fired
+
+    def epoch_statistics(self):
+        fired, self._fired = self._fired, None
+        return {} if fired is None else {"fired_units": fired}
 
     def penalty(self, code, x_in, module):
-        if self.sparsity == "l1" and self.weight > 0:
-            return self.weight * l1_penalty(code)
-        if self.sparsity == "kl" and self.weight > 0:
-            return self.weight * kl_sparsity_penalty(code, self.rho)
-        return None
-
-    def forward(self, module, x, training=True):
-        code = module.encode(x)
-        value = reconstruction_loss(module.decode(code), x, self.loss).mean()
-        if training:
-            fired = _fires(code.detach(), self.threshold).any(dim=0)
-            self.fired = fired if self.fired is None else self.fired | fired
-        extra = self.penalty(code, x, module)
-        return value if extra is None else value + extra
+        return self.kind.penalty(code, self.weight, self.rho)
 
 
 class DeadUnitResampler(Callback):
@@ -64,15 +53,23 @@ class DeadUnitResampler(Callback):
     autoencoders at scale (Bricken et al., 2023): the encoder row and bias of
     a dead unit and its decoder column get a fresh random direction with the
     mean norm of the live units, and their Adam moments are reset. It runs at
-    the start of an epoch, so a resampled unit always trains for at least one
-    epoch before training ends.
+    the start of an epoch, from the previous epoch's ``fired_units`` in the
+    history, so a resampled unit always trains for at least one epoch before
+    training ends. The first epoch of a ``partial_fit`` call reads the
+    estimator's ``dead_units_`` from the previous call (``previously_dead``).
     """
 
+    def __init__(self, previously_dead=None):
+        self.previously_dead = previously_dead
+
     def on_epoch_begin(self, net, **kwargs):
-        objective = net.criterion_
-        fired = objective.fired
-        objective.fired = None
-        if fired is None or fired.all() or not fired.any():
+        if len(net.history) >= 2 and "fired_units" in net.history[-2]:
+            fired = net.history[-2, "fired_units"]
+        elif len(net.history) == 1 and self.previously_dead is not None:
+            fired = torch.as_tensor(~self.previously_dead, device=net.device)
+        else:
+            return
+        if fired.all() or not fired.any():
             return
         dead = ~fired
         enc = linear_layers(net.module_.encoder)[-1]
@@ -96,7 +93,7 @@ class DeadUnitResampler(Callback):
                     state[dec.weight][moment][:, dead] = 0.0
 
 
-class SparseAE(BaseAutoencoder):
+class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     r"""Sparse autoencoder: an (often overcomplete) code with few active units.
 
     The encoder :math:`f` maps a sample to a code :math:`h = f(x)` of
@@ -208,6 +205,10 @@ class SparseAE(BaseAutoencoder):
     ----------
     module_ : torch.nn.Module
         The fitted autoencoder.
+    dead_units_ : ndarray of shape (n_components_,), dtype=bool
+        Code units that fire on no training sample after the last ``fit`` or
+        ``partial_fit`` call; the next ``partial_fit`` resamples them when
+        ``resample_dead=True``.
     dead_fraction_ : float
         Share of code units that fire on no training sample after ``fit``
         (a unit fires when its activation is non-zero; above 0.5 for the
@@ -270,7 +271,9 @@ class SparseAE(BaseAutoencoder):
 
     _parameter_constraints = {
         **BaseAutoencoder._parameter_constraints,
-        "sparsity": [StrOptions({"kl", "l1", "topk"})],
+        **MLP_PARAMETER_CONSTRAINTS,
+        **PRETRAINING_PARAMETER_CONSTRAINTS,
+        "sparsity": [StrOptions(set(SPARSITY_KINDS))],
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
         "sparsity_weight": [Interval(Real, 0, None, closed="left"), None],
         "k": [Interval(Integral, 1, None, closed="left"), None],
@@ -330,28 +333,7 @@ class SparseAE(BaseAutoencoder):
         self.device = device
         self.verbose = verbose
 
-    @classmethod
-    def _check_instances(cls):
-        """Small configurations of every sparsity for the common checks."""
-        return [
-            cls(n_components=16, sparsity="kl", max_iter=5),
-            cls(n_components=16, sparsity="l1", max_iter=5),
-            # k=None: the checks set n_components=1, and k <= n_components.
-            cls(
-                n_components=16,
-                sparsity="topk",
-                hidden_layer_sizes=(8,),
-                pretraining="layerwise",
-                max_iter=5,
-            ),
-        ]
-
     # ------------------------------------------------------------------ hooks
-    def _resolved_k(self):
-        if self.sparsity != "topk":
-            return None
-        return max(1, self.n_components // 10) if self.k is None else self.k
-
     def _validate_model_params(self, n_features):
         super()._validate_model_params(n_features)
         if (
@@ -363,58 +345,60 @@ class SparseAE(BaseAutoencoder):
                 f"k={self.k} must not exceed n_components={self.n_components}: "
                 "top-k sparsity keeps k of the n_components code units."
             )
-        self.k_ = self._resolved_k()
 
     def _code_activation(self):
-        return {"kl": "logistic", "l1": "relu", "topk": None}[self.sparsity]
+        return SPARSITY_KINDS[self.sparsity].code_activation
 
-    def _build_module(self, n_features):
-        module = super()._build_module(n_features)
-        if self.sparsity == "topk":
-            module.encoder.append(TopK(self._resolved_k()))
-        elif self.sparsity == "kl":
-            # Start every sigmoid unit at the target activity rho: from the
-            # default bias 0 (activity 1/2) Adam needs thousands of steps to
-            # get there, during which the penalty dominates the loss.
-            rho = self.sparsity_target
-            with torch.no_grad():
-                linear_layers(module.encoder)[-1].bias.fill_(math.log(rho / (1 - rho)))
+    def _architecture(self, n_features):
+        kind = SPARSITY_KINDS[self.sparsity]
+        return {
+            **super()._architecture(n_features),
+            "sparsity": self.sparsity,
+            **kind.architecture(self.n_components, self.k),
+        }
+
+    def _build_module(self, architecture):
+        mlp = {k: v for k, v in architecture.items() if k not in ("sparsity", "k")}
+        module = MLPAutoencoder(**mlp)
+        self._kind().extend_module(module, architecture)
         return module
 
-    def _firing_threshold(self):
-        # ReLU and top-k codes fire when non-zero; sigmoid codes never are.
-        return SIGMOID_FIRING_THRESHOLD if self.sparsity == "kl" else None
+    def _initialize_module(self, module):
+        self._kind().initialize(module, self.sparsity_target)
+
+    def _kind(self):
+        """The fitted sparsity kind (a parameter change needs a refit)."""
+        return SPARSITY_KINDS[self.architecture_["sparsity"]]
 
     def _make_objective(self):
+        kind = self._kind()
         weight = self.sparsity_weight
         if weight is None:
-            weight = DEFAULT_SPARSITY_WEIGHT[self.sparsity]
-        return SparsityObjective(
-            self.loss_,
-            self.sparsity,
-            weight,
-            self.sparsity_target,
-            self._firing_threshold(),
-        )
+            weight = kind.default_weight
+        return SparsityObjective(self.loss_, kind, weight, self.sparsity_target)
 
     def _extra_callbacks(self):
-        if self.resample_dead and self.sparsity in ("l1", "topk"):
-            return [("resample_dead", DeadUnitResampler())]
+        if self.resample_dead and self._kind().resamples_dead:
+            previous = getattr(self, "dead_units_", None)
+            return [("resample_dead", DeadUnitResampler(previous))]
         return []
 
-    def _train(self, net, X_train, X_valid, epochs):
-        reason = super()._train(net, X_train, X_valid, epochs)
-        self.dead_fraction_ = self._dead_fraction(X_train)
-        return reason
+    def _begin_training(self, stats, n_features, device, entropy):
+        super()._begin_training(stats, n_features, device, entropy)
+        self.k_ = self.architecture_.get("k")
+        self.__dict__.pop("dead_units_", None)
 
-    def _dead_fraction(self, X):
-        module = self.module_
+    def _after_training(self, rows):
+        self.dead_units_ = self._dead_units(rows)
+        self.dead_fraction_ = float(self.dead_units_.mean())
+
+    def _dead_units(self, rows):
+        module, kind = self.module_, self._kind()
         was_training = module.training
         module.eval()
-        fired = torch.zeros(self.n_components, dtype=torch.bool, device=self.device_)
+        fired = torch.zeros(self.n_components_, dtype=torch.bool, device=self.device_)
         with torch.no_grad():
-            for x in iter_rows(X):
-                code = module.encode(x)
-                fired |= _fires(code, self._firing_threshold()).any(dim=0)
+            for x in iter_rows(rows):
+                fired |= kind.fires(module.encode(x)).any(dim=0)
         module.train(was_training)
-        return float(1.0 - fired.float().mean().item())
+        return (~fired).cpu().numpy()

@@ -2,7 +2,6 @@
 
 import copy
 import hashlib
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,8 +10,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted
 
-from skae import _engine
 from skae._base import BaseAutoencoder
+from skae._mlp import MLP_PARAMETER_CONSTRAINTS, MLPMixin
+from skae._phases import EndToEnd
 from skae._vae_math import (
     elbo_terms,
     iwae_bound,
@@ -28,18 +28,40 @@ class ELBOObjective(torch.nn.Module):
     r"""Negative (beta-weighted) ELBO per sample, averaged over the batch.
 
     ``loss = mean_i [ -log p(x_i | z_i) + beta * kl_weight * KL_i ]`` with one
-    reparameterized draw :math:`z_i` per sample from torch's global RNG. On
-    training batches it also sums the (unweighted) reconstruction and KL terms
-    on the device, for :class:`ELBOBookkeeping` to read once per epoch.
+    reparameterized draw :math:`z_i` per sample from torch's global RNG. The
+    KL weight rises linearly from ``1 / kl_warmup`` to 1 over the first
+    ``kl_warmup`` epochs of training (set by the engine's ``begin_epoch``).
+    On training batches it also sums the (unweighted) reconstruction and KL
+    terms on the device; ``epoch_statistics`` reports their means, the
+    reconstruction shifted by ``log_jacobian`` so that it is in X's units.
     """
 
-    def __init__(self, likelihood, beta=1.0, binarize=None):
+    def __init__(
+        self, likelihood, beta=1.0, binarize=None, kl_warmup=0, log_jacobian=0.0
+    ):
         super().__init__()
         self.likelihood = likelihood
         self.beta = beta
         self.binarize = binarize
+        self.kl_warmup = kl_warmup
+        self.log_jacobian = log_jacobian
         self.kl_weight = 1.0
-        self.sums = None
+        self._sums = None
+
+    def begin_epoch(self, epoch):
+        warmup = self.kl_warmup
+        self.kl_weight = min(1.0, epoch / warmup) if warmup else 1.0
+
+    def epoch_statistics(self):
+        sums, self._sums = self._sums, None
+        if sums is None:
+            return {"kl_weight": self.kl_weight}
+        recon, kl, n = sums.tolist()
+        return {
+            "kl_weight": self.kl_weight,
+            "train_reconstruction": recon / n - self.log_jacobian,
+            "train_kl": kl / n,
+        }
 
     def forward(self, module, x, training=True):
         if training and self.binarize == "dynamic":
@@ -53,52 +75,11 @@ class ELBOObjective(torch.nn.Module):
         if training:
             terms = torch.stack([recon.sum(), kl.sum(), recon.new_tensor(len(x))])
             terms = terms.detach()
-            self.sums = terms if self.sums is None else self.sums + terms
+            self._sums = terms if self._sums is None else self._sums + terms
         return (self.beta * self.kl_weight * kl - recon).mean()
 
-    def pop_sums(self):
-        sums, self.sums = self.sums, None
-        return sums
 
-
-class ELBOBookkeeping(_engine.Callback):
-    """Set the KL warm-up weight each epoch and record the ELBO's two terms.
-
-    The terms are written to the net's history as ``train_reconstruction``
-    (shifted by ``log_jacobian`` so that it is in the units of X) and
-    ``train_kl``, plus the ``kl_weight`` used.
-    """
-
-    def __init__(self, kl_warmup=0, log_jacobian=0.0, epochs_before=0):
-        self.kl_warmup = kl_warmup
-        self.log_jacobian = log_jacobian
-        # Epochs trained before this net existed (a net rebuilt after
-        # unpickling starts an empty history): the warm-up continues.
-        self.epochs_before = epochs_before
-
-    def on_epoch_begin(self, net, **kwargs):
-        epoch = self.epochs_before + len(net.history)
-        weight = min(1.0, epoch / self.kl_warmup) if self.kl_warmup else 1.0
-        net.criterion_.kl_weight = weight
-        net.history.record("kl_weight", weight)
-
-    def _flush(self, net):
-        sums = net.criterion_.pop_sums()
-        if sums is None or not len(net.history):
-            return
-        recon, kl, n = sums.tolist()
-        net.history.record("train_reconstruction", recon / n - self.log_jacobian)
-        net.history.record("train_kl", kl / n)
-
-    def on_epoch_end(self, net, **kwargs):
-        self._flush(net)
-
-    def on_train_end(self, net, **kwargs):
-        # The monitor may stop training before this callback's on_epoch_end.
-        self._flush(net)
-
-
-class VAE(BaseAutoencoder):
+class VAE(MLPMixin, BaseAutoencoder):
     r"""Variational autoencoder: a latent-variable density model and transformer.
 
     The generative model draws a code from the prior and data from a decoder
@@ -250,6 +231,8 @@ class VAE(BaseAutoencoder):
         ELBO in the internally scaled space.
     validation_loss_curve_ : list of float
         Validation objective per epoch (only when early stopping used a split).
+    kl_weight_curve_ : list of float
+        Weight of the KL term in each epoch (rising during ``kl_warmup``).
     elbo_curve_ : list of float
         Mean training ELBO per epoch (:math:`\beta = 1`, nats, units of X),
         ``reconstruction_curve_[i] - kl_curve_[i]``.
@@ -299,6 +282,7 @@ class VAE(BaseAutoencoder):
             for k, v in BaseAutoencoder._parameter_constraints.items()
             if k != "loss"
         },
+        **MLP_PARAMETER_CONSTRAINTS,
         "likelihood": [StrOptions({"gaussian", "bernoulli"})],
         "beta": [Interval(Real, 0, None, closed="left")],
         "variance": [StrOptions({"feature", "global"})],
@@ -367,8 +351,8 @@ class VAE(BaseAutoencoder):
                 f"likelihood={self.likelihood!r}."
             )
 
-    def _resolve_loss_and_scaling(self, X):
-        in_unit_interval = bool(X.min() >= 0 and X.max() <= 1)
+    def _resolve_loss_and_scaling(self, stats):
+        in_unit_interval = bool(stats.min.min() >= 0 and stats.max.max() <= 1)
         loss = "bce" if self.likelihood == "bernoulli" else "mse"
         scaling = self.scaling
         if scaling == "auto":
@@ -383,69 +367,67 @@ class VAE(BaseAutoencoder):
             )
         return loss, scaling, in_unit_interval
 
-    def _build_module(self, n_features):
-        return VAEModule(
-            n_features,
-            self.n_components,
-            tuple(self.hidden_layer_sizes),
-            activation=self.activation,
-            likelihood=self.likelihood,
-            variance=self.variance,
-            dropout=self.dropout,
-        )
+    def _architecture(self, n_features):
+        architecture = super()._architecture(n_features)
+        del architecture["code_activation"]
+        architecture["likelihood"] = self.likelihood
+        architecture["variance"] = self.variance
+        return architecture
+
+    def _build_module(self, architecture):
+        return VAEModule(**architecture)
+
+    @property
+    def _likelihood(self):
+        """The fitted likelihood (a parameter change needs a refit)."""
+        return self.architecture_["likelihood"]
 
     def _make_objective(self):
-        return ELBOObjective(self.likelihood, self.beta, self.binarize)
+        return ELBOObjective(
+            self._likelihood,
+            self.beta,
+            self.binarize,
+            kl_warmup=self.kl_warmup,
+            log_jacobian=self._log_jacobian(),
+        )
 
     def _log_jacobian(self):
         # p(x) = p(x_scaled) / prod_j scale_j for a density; a Bernoulli
         # probability mass has no Jacobian.
-        if self.likelihood != "gaussian":
+        if self._likelihood != "gaussian":
             return 0.0
         return float(np.sum(np.log(self.scale_)))
 
-    def _start_training(self, X, seed):
-        super()._start_training(X, seed)
+    def _begin_training(self, stats, n_features, device, entropy):
+        super()._begin_training(stats, n_features, device, entropy)
         self.reconstruction_curve_, self.kl_curve_, self.elbo_curve_ = [], [], []
-
-    def _extra_callbacks(self):
-        bookkeeping = ELBOBookkeeping(
-            self.kl_warmup, self._log_jacobian(), getattr(self, "n_iter_", 0)
-        )
-        return [("elbo", bookkeeping)]
+        self.kl_weight_curve_ = []
 
     def _encode(self, module, x):
         return module.encode(x)[0]
 
-    def _fit_loop(self, net, X_train, X_valid):
+    def _phases(self):
         warmup = min(self.kl_warmup, self.max_iter)
         if warmup == 0:
-            return self._train(net, X_train, X_valid, self.max_iter)
+            return [EndToEnd(self.max_iter)]
         # The objective changes during the warm-up: neither stop on it nor
-        # keep its best weights; then restart the bookkeeping from scratch.
-        monitor = dict(net.callbacks_)["monitor"]
-        patience, restore_best = monitor.patience, monitor.restore_best
-        monitor.patience, monitor.restore_best = None, False
-        reason = self._train(net, X_train, X_valid, warmup)
-        monitor.patience, monitor.restore_best = patience, restore_best
-        if reason is not None or warmup == self.max_iter:
-            return reason
-        monitor.best_score_, monitor.best_state_, monitor.misses_ = math.inf, None, 0
-        return self._train(net, X_train, X_valid, self.max_iter - warmup)
+        # keep its best weights; the stopping rule starts afresh after it.
+        return [
+            EndToEnd(warmup, stopping=False),
+            EndToEnd(self.max_iter - warmup),
+        ]
 
-    def _train(self, net, X_train, X_valid, epochs):
-        start = len(net.history)
-        reason = super()._train(net, X_train, X_valid, epochs)
-        # Appended, not rebuilt from the net's history: a net rebuilt after
-        # unpickling starts a fresh history, and partial_fit must extend the
-        # curves across it, as it does loss_curve_.
-        rows = [r for r in net.history[start:] if "train_kl" in r]
-        # The curves start empty in _start_training.
-        for row in rows:
-            self.reconstruction_curve_.append(row["train_reconstruction"])
-            self.kl_curve_.append(row["train_kl"])
-            self.elbo_curve_.append(row["train_reconstruction"] - row["train_kl"])
-        return reason
+    def _record_epochs(self, result):
+        rows = [r for r in result.rows if "train_kl" in r]
+        recon = [float(r["train_reconstruction"]) for r in rows]
+        kl = [float(r["train_kl"]) for r in rows]
+        # Extended, not rebuilt: partial_fit continues the curves.
+        self.reconstruction_curve_ = self.reconstruction_curve_ + recon
+        self.kl_curve_ = self.kl_curve_ + kl
+        self.elbo_curve_ = self.elbo_curve_ + [r - k for r, k in zip(recon, kl)]
+        self.kl_weight_curve_ = self.kl_weight_curve_ + [
+            float(r["kl_weight"]) for r in rows
+        ]
 
     # ------------------------------------------------------------ inference
     def _noise_generator(self, random_state):
@@ -495,7 +477,7 @@ class VAE(BaseAutoencoder):
         """
         X = self._validated_float(X)
         seeds = self._row_seeds(X)
-        n_draws, k = self.n_importance_samples, self.n_components
+        n_draws, k = self.n_importance_samples, self.n_components_
         draws_per_pass = min(n_draws, _SCORE_BUDGET)
         rows_per_pass = max(1, _SCORE_BUDGET // draws_per_pass)
 
@@ -532,7 +514,7 @@ class VAE(BaseAutoencoder):
                         mu,
                         logvar,
                         module.decode,
-                        self.likelihood,
+                        self._likelihood,
                         dec_logvar,
                         eps[:, 0],
                     )
@@ -546,7 +528,7 @@ class VAE(BaseAutoencoder):
                                     mu,
                                     logvar,
                                     module.decode,
-                                    self.likelihood,
+                                    self._likelihood,
                                     eps[:, j : j + draws_per_pass],
                                     dec_logvar,
                                 )
@@ -609,14 +591,14 @@ class VAE(BaseAutoencoder):
             self.random_state if random_state is None else random_state
         )
         Z = torch.randn(
-            n_samples, self.n_components, generator=generator, dtype=torch.float64
+            n_samples, self.n_components_, generator=generator, dtype=torch.float64
         )
         if mean:
             return self.inverse_transform(Z.numpy())
         module = copy.deepcopy(self.module_).double().cpu().eval()
         with torch.inference_mode():
             output = module.decode(Z)
-            if self.likelihood == "bernoulli":
+            if self._likelihood == "bernoulli":
                 X = torch.bernoulli(torch.sigmoid(output), generator=generator)
             else:
                 noise = torch.randn(

@@ -25,19 +25,15 @@ gradient of the mean loss over the union. Set ``batch_size`` to the global
 batch divided by the number of processes to keep the single-process dynamics.
 """
 
-import math
 import os
 import warnings
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from sklearn.base import _fit_context
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import validate_data
+from sklearn import config_context
 
 from skae import _engine
-from skae.utils._device import resolve_device
+from skae._sources import shard_bounds
 
 __all__ = ["fit_distributed", "init_process_group", "shard_bounds"]
 
@@ -66,25 +62,6 @@ def init_process_group(backend=None, **kwargs):
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group(backend=backend, **kwargs)
     return dist.get_rank(), dist.get_world_size()
-
-
-def shard_bounds(n_samples, rank, world_size):
-    """Rows ``[start, stop)`` of the contiguous shard of ``rank``.
-
-    Every shard has ``ceil(n_samples / world_size)`` rows, so that every
-    process runs the same number of steps; ``stop`` may pass ``n_samples``,
-    the missing rows being taken again from the start (as
-    :class:`torch.utils.data.DistributedSampler` pads).
-    """
-    size = math.ceil(n_samples / world_size)
-    return rank * size, (rank + 1) * size
-
-
-def _shard(X, rank, world_size):
-    start, stop = shard_bounds(X.shape[0], rank, world_size)
-    if stop <= X.shape[0]:
-        return X[start:stop]  # a slice of an np.memmap stays out-of-core
-    return X[np.arange(start, stop) % X.shape[0]]
 
 
 class _ObjectiveModule(torch.nn.Module):
@@ -130,92 +107,67 @@ class DistributedNet(_engine.FastNet):
         loss.backward()  # DDP all-reduces (averages) the gradients here
         return {"loss": loss, "y_pred": None}
 
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        if iterator is None:
-            return
-        total = torch.zeros((), device=self.device, dtype=torch.float64)
-        n_seen = 0
-        for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
-            step = step_fn(batch, **fit_params)
-            total += step["loss"].detach().double() * len(batch)
-            n_seen += len(batch)
-            self.notify("on_batch_end", batch=batch, training=training, **step)
-        sums = torch.stack([total, total.new_tensor(n_seen)])
-        dist.all_reduce(sums)  # one synchronisation per epoch
-        self.history.record(prefix + "_loss", (sums[0] / sums[1].clamp(min=1)).item())
+    def epoch_mean_loss(self, total, n_seen):
+        # One synchronisation per epoch: every rank gets the global mean.
+        sums = torch.stack([total.double(), total.new_tensor(n_seen).double()])
+        dist.all_reduce(sums)
+        return (sums[0] / sums[1].clamp(min=1)).item()
 
 
-def _as_distributed(net):
-    """Rebuild the estimator's configured net as a :class:`DistributedNet`."""
-    dnet = DistributedNet(**net.get_params(deep=False))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        dnet.initialize()
-    return dnet.wrap()
+class ProcessGroup:
+    """What the training template needs from a ``torch.distributed`` job.
 
+    :meth:`skae._base.BaseAutoencoder._fit` asks it for this process's
+    device, for rank 0's seed, for this process's shard of the rows (through
+    ``rank`` and ``world_size``), to wrap the net in
+    :class:`DistributedNet`, and to check that every process ends with the
+    same weights. Everything else is the single-process template.
+    """
 
-def _check_same_weights(module):
-    """Raise if the ranks' weights differ (a per-rank change DDP cannot see)."""
-    flat = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
-    reference = flat.clone()
-    dist.broadcast(reference, src=0)
-    same = torch.tensor([float(torch.equal(flat, reference))], device=flat.device)
-    dist.all_reduce(same, op=dist.ReduceOp.MIN)
-    if not same.item():
-        raise RuntimeError(
-            "fit_distributed: the processes ended with different weights; a "
-            "callback changed the weights outside the gradient step on each "
-            "process separately (e.g. SparseAE(resample_dead=True)). Disable it "
-            "for distributed training."
-        )
+    def __init__(self, rank, world_size):
+        self.rank = rank
+        self.world_size = world_size
 
+    def check_supported(self, estimator):
+        if getattr(estimator, "pretraining", None) == "layerwise":
+            raise ValueError(
+                "pretraining='layerwise' is not supported by fit_distributed: each "
+                "process would pretrain on its own shard. Use pretraining=None."
+            )
 
-@_fit_context(prefer_skip_nested_validation=True)
-def _fit(estimator, X, rank, world_size):
-    X_input = X
-    X = validate_data(estimator, X, dtype=[np.float64, np.float32])
-    estimator._validate_model_params(X.shape[1])
-    if getattr(estimator, "pretraining", None) == "layerwise":
-        raise ValueError(
-            "pretraining='layerwise' is not supported by fit_distributed: each "
-            "process would pretrain on its own shard. Use pretraining=None."
-        )
-    device = resolve_device(estimator.device)
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    estimator.device_ = device
-    estimator.__dict__.pop("validation_loss_curve_", None)
-    # Rank 0's seed everywhere: identical initialization and scaling.
-    seed = [estimator._gen_seed()]
-    dist.broadcast_object_list(seed, src=0)
-    seed = seed[0]
-    with estimator._seed_context(seed):
-        # Statistics from all rows: the same scaling as a single-process fit.
-        estimator._start_training(X, seed)
-        source = X_input if isinstance(X_input, np.memmap) else X
-        data = estimator._training_data(_shard(source, rank, world_size))
-        X_train, X_valid = estimator._split_validation(
-            data, torch.Generator().manual_seed(seed + 2 + rank)
-        )
-        monitor = "train_loss" if X_valid is None else "valid_loss"
-        net = estimator._make_net(
-            len(X_train), seed + rank, estimator.max_iter, monitor
-        )
-        net = _as_distributed(net)
-        reason = estimator._fit_loop(net, X_train, X_valid)
-    _check_same_weights(estimator.module_)
-    # The distributed net cannot continue outside the process group:
-    # a later partial_fit starts a fresh optimizer.
-    estimator.__dict__.pop("_net", None)
-    if reason is None:
-        warnings.warn(
-            f"{type(estimator).__name__}: max_iter={estimator.max_iter} epochs "
-            "reached and the optimization has not converged yet.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    return estimator
+    def device(self, device):
+        if device.type == "cuda":
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return device
+
+    def broadcast(self, value):
+        """Rank 0's ``value`` everywhere: identical initialization."""
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def wrap(self, net):
+        """Rebuild the configured net as a :class:`DistributedNet`."""
+        dnet = DistributedNet(**net.get_params(deep=False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            dnet.initialize()
+        return dnet.wrap()
+
+    def check_same_weights(self, module):
+        """Raise if the ranks' weights differ (a per-rank change DDP cannot see)."""
+        flat = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+        reference = flat.clone()
+        dist.broadcast(reference, src=0)
+        same = torch.tensor([float(torch.equal(flat, reference))], device=flat.device)
+        dist.all_reduce(same, op=dist.ReduceOp.MIN)
+        if not same.item():
+            raise RuntimeError(
+                "fit_distributed: the processes ended with different weights; a "
+                "callback changed the weights outside the gradient step on each "
+                "process separately (e.g. SparseAE(resample_dead=True)). Disable "
+                "it for distributed training."
+            )
 
 
 def fit_distributed(estimator, X, y=None, *, backend=None):
@@ -257,4 +209,7 @@ def fit_distributed(estimator, X, y=None, *, backend=None):
         ):
             return estimator.fit(X)
         init_process_group(backend)
-    return _fit(estimator, X, dist.get_rank(), dist.get_world_size())
+    estimator._validate_params()
+    group = ProcessGroup(dist.get_rank(), dist.get_world_size())
+    with config_context(skip_parameter_validation=True):
+        return estimator._fit(X, incremental=False, group=group)

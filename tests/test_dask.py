@@ -21,7 +21,6 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 from skae import _dask  # noqa: E402
 from skae._autoencoder import AutoencoderTransformer  # noqa: E402
-from skae._base import BaseAutoencoder  # noqa: E402
 from skae._contractive import ContractiveAE  # noqa: E402
 from skae._denoising import DenoisingAE  # noqa: E402
 from skae._sparse import SparseAE  # noqa: E402
@@ -30,11 +29,6 @@ from skae._vae import VAE  # noqa: E402
 #: Agreement of a dask fit with the in-memory fit (codes are O(1)).
 ATOL = 1e-5
 
-needs_dispatch = pytest.mark.skipif(
-    not issubclass(BaseAutoencoder, _dask.DaskDispatchMixin),
-    reason="BaseAutoencoder does not route dask input yet: add "
-    "skae._dask.DaskDispatchMixin to its bases (issue 8)",
-)
 
 COMMON = dict(
     n_components=3,
@@ -80,7 +74,7 @@ def _clone(est, **params):
 def test_dask_rows_compute_each_chunk_once_per_pass():
     X = _data(500, 4)
     Xd = da.from_array(X, chunks=(120, 4))
-    rows = _dask.DaskArrayRows(Xd, np.zeros(4), np.ones(4), torch.device("cpu"))
+    rows = _dask.DaskRows(Xd, np.zeros(4), np.ones(4), torch.device("cpu"))
     batches = list(rows.batches(50))
     assert rows.n_chunks_computed == 5
     # Same batches as in-memory batching: 50 rows each, across chunk ends.
@@ -101,12 +95,11 @@ def test_dask_rows_compute_each_chunk_once_per_pass():
 
 def test_dask_stats_match_numpy():
     X = _data(900, 5)
-    stats = _dask.DaskStats(da.from_array(X, chunks=(200, 5)))
-    mean, std = stats.mean_std()
-    np.testing.assert_allclose(mean, X.mean(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(std, X.std(axis=0), rtol=1e-12)
-    np.testing.assert_array_equal(stats.min(axis=0), X.min(axis=0))
-    assert stats.max() == X.max()
+    stats = _dask.DaskSource(da.from_array(X, chunks=(200, 5))).statistics()
+    np.testing.assert_allclose(stats.mean, X.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats.std, X.std(axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(stats.min, X.min(axis=0))
+    np.testing.assert_array_equal(stats.max, X.max(axis=0))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -115,14 +108,14 @@ def test_dask_fit_rejects_nan_and_inf(bad):
     X[250, 2] = bad
     est = AutoencoderTransformer(**COMMON)
     with pytest.raises(ValueError, match="NaN or infinity"):
-        _dask.fit(est, da.from_array(X, chunks=(100, 4)))
+        est.fit(da.from_array(X, chunks=(100, 4)))
     assert not hasattr(est, "module_")
 
 
-def test_dask_fit_function_matches_in_memory():
+def test_dask_fit_and_lazy_transform_match_in_memory():
     X = _data()
     ref = AutoencoderTransformer(**COMMON).fit(X)
-    est = _dask.fit(AutoencoderTransformer(**COMMON), da.from_array(X, chunks=(150, 6)))
+    est = AutoencoderTransformer(**COMMON).fit(da.from_array(X, chunks=(150, 6)))
     np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-5)
     Z = _dask.transform(est, da.from_array(X, chunks=(150, 6)))
     assert isinstance(Z, da.Array)
@@ -130,7 +123,6 @@ def test_dask_fit_function_matches_in_memory():
 
 
 # ---------------------------------------------- through the public methods
-@needs_dispatch
 @pytest.mark.parametrize("est", ESTIMATORS, ids=_ids)
 def test_dask_fit_matches_in_memory(est):
     X = _data()
@@ -148,7 +140,6 @@ def test_dask_fit_matches_in_memory(est):
     np.testing.assert_allclose(S.compute(), ref.score_samples(X), atol=1e-4, rtol=1e-5)
 
 
-@needs_dispatch
 def test_dask_inference_is_lazy_and_blockwise():
     X = _data()
     est = AutoencoderTransformer(**COMMON).fit(X)
@@ -166,7 +157,6 @@ def test_dask_inference_is_lazy_and_blockwise():
     assert est.score(Xd) == pytest.approx(est.score(X))
 
 
-@needs_dispatch
 def test_dask_inference_checks_features_and_values():
     X = _data()
     est = AutoencoderTransformer(**COMMON).fit(X)
@@ -183,7 +173,6 @@ def test_dask_inference_checks_features_and_values():
         AutoencoderTransformer(**COMMON).fit(da.from_array(bad, chunks=(100, 6)))
 
 
-@needs_dispatch
 def test_dask_dataframe_keeps_feature_names():
     X = _data()
     df = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
@@ -201,7 +190,6 @@ def test_dask_dataframe_keeps_feature_names():
         est.transform(renamed)
 
 
-@needs_dispatch
 def test_dask_partial_fit_matches_in_memory():
     X = _data()
     Xd = da.from_array(X, chunks=(200, 6))
@@ -218,7 +206,6 @@ def test_dask_partial_fit_matches_in_memory():
     assert est.n_iter_ == 2
 
 
-@needs_dispatch
 def test_dask_fit_shuffled_and_early_stopping():
     X = _data(900)
     Xd = da.from_array(X, chunks=(250, 6))
@@ -249,7 +236,6 @@ def client():
         yield client
 
 
-@needs_dispatch
 def test_local_cluster_fit_matches_in_memory(client):
     X = _data(1200)
     Xd = da.from_array(X, chunks=(300, 6)).persist()  # chunks live on the workers
@@ -263,7 +249,6 @@ def test_local_cluster_fit_matches_in_memory(client):
     )
 
 
-@needs_dispatch
 def test_parallel_post_fit_wrapper(client):
     wrappers = pytest.importorskip("dask_ml.wrappers")
     X = _data(1200)

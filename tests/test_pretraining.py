@@ -7,6 +7,7 @@ from skae._contractive import ContractiveAE
 from skae._denoising import DenoisingAE
 from skae._losses import reconstruction_loss
 from skae._pretraining import layer_pairs, pretrain_layerwise
+from skae._sources import TensorRows
 from skae._sparse import SparseAE
 from skae.nn import MLPAutoencoder
 
@@ -52,7 +53,14 @@ def test_pretrain_layerwise_on_autoencoder_transformer_module():
     first = layer_pairs(ae.module_)[0]
     with torch.no_grad():
         loss_before = reconstruction_loss(first(x), x, ae.loss_).mean().item()
-    curves = pretrain_layerwise(ae, x, seed=0, epochs=15)
+    curves = pretrain_layerwise(
+        ae.module_,
+        TensorRows(x),
+        loss=ae.loss_,
+        make_net=ae._make_net,
+        seed=0,
+        epochs=15,
+    )
     assert len(curves) == 3 and all(1 <= len(c) <= 15 for c in curves)
     for curve in curves:
         assert curve[-1] < curve[0]

@@ -263,8 +263,7 @@ def test_kl_warmup_schedule(digits):
         random_state=0,
     ).fit(X[:200])
     # Stopping is suspended during the warm-up, then resumes (tol is huge).
-    weights = [row["kl_weight"] for row in vae._net.history]
-    np.testing.assert_allclose(weights, [1 / 3, 2 / 3, 1.0, 1.0, 1.0])
+    np.testing.assert_allclose(vae.kl_weight_curve_, [1 / 3, 2 / 3, 1.0, 1.0, 1.0])
     assert vae.n_iter_ == len(vae.elbo_curve_) == 5
 
 
@@ -272,12 +271,12 @@ def test_kl_warmup_continues_across_pickling_in_partial_fit(digits):
     X, _ = digits
     vae = VAE(n_components=2, hidden_layer_sizes=(8,), kl_warmup=4, random_state=0)
     vae.partial_fit(X[:100]).partial_fit(X[100:200])
-    assert vae._net.history[-1]["kl_weight"] == pytest.approx(2 / 4)
-    # The rebuilt net starts an empty history; the warm-up must not restart.
+    assert vae.kl_weight_curve_[-1] == pytest.approx(2 / 4)
+    # The warm-up must not restart after unpickling.
     vae = pickle.loads(pickle.dumps(vae)).partial_fit(X[200:300])
-    assert vae._net.history[-1]["kl_weight"] == pytest.approx(3 / 4)
-    vae.partial_fit(X[300:400]).partial_fit(X[400:500])
-    assert vae._net.history[-1]["kl_weight"] == 1.0
+    assert vae.kl_weight_curve_[-1] == pytest.approx(3 / 4)
+    vae.partial_fit(X[300:400]).partial_fit(X[400:500]).partial_fit(X[500:600])
+    np.testing.assert_allclose(vae.kl_weight_curve_, [1 / 4, 2 / 4, 3 / 4, 1, 1, 1])
 
 
 def test_beta_trades_kl_for_reconstruction(digits):

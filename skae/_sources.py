@@ -1,0 +1,253 @@
+"""Where training rows come from: one small interface, one class per kind of data.
+
+The training template never asks what type its data is. It sees two objects:
+
+- a **source** (the validated input, raw units): ``n_samples``,
+  ``n_features``, ``statistics()`` (per-feature min, max, mean and standard
+  deviation in one pass), ``shard(rank, world_size)`` (the rows of one
+  process of a data-parallel job) and ``training_rows(offset, scale, device)``;
+- **training rows** (scaled, float32, on the training device): ``len``,
+  ``rows(start, stop)``, ``batches(batch_size, shuffle, generator)`` (one
+  pass of mini-batches) and ``split(n_valid, generator)`` (a training part and
+  a held-out validation part, itself training rows).
+
+Implementations: :class:`ArraySource` for NumPy arrays, whose rows become a
+:class:`TensorRows` on the device, or a :class:`HostRows` for an
+``np.memmap`` (read batch by batch, never copied whole); the dask source lives
+in :mod:`skae._dask`, so that dask is imported only when dask input is seen.
+:func:`skae._input.as_source` is the one place that looks at the input's
+type.
+"""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+
+class FeatureStatistics(NamedTuple):
+    """Per-feature statistics of the training data, float64."""
+
+    min: np.ndarray
+    max: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def chunked_statistics(X, chunk=65536):
+    """Per-feature min, max, mean and (population) standard deviation.
+
+    Reads ``chunk`` rows at a time and merges the moments with Chan et al.'s
+    pairwise update, so an ``np.memmap`` is never copied whole.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae._sources import chunked_statistics
+    >>> stats = chunked_statistics(np.array([[0.0, 1.0], [2.0, 1.0]]), chunk=1)
+    >>> stats.mean.tolist(), stats.std.tolist(), stats.max.tolist()
+    ([1.0, 1.0], [1.0, 0.0], [2.0, 1.0])
+    """
+    n_total = 0
+    n_features = X.shape[1]
+    mean, m2 = np.zeros(n_features), np.zeros(n_features)
+    lo, hi = np.full(n_features, np.inf), np.full(n_features, -np.inf)
+    for start in range(0, X.shape[0], chunk):
+        block = np.asarray(X[start : start + chunk], dtype=np.float64)
+        n = len(block)
+        lo = np.minimum(lo, block.min(axis=0))
+        hi = np.maximum(hi, block.max(axis=0))
+        block_mean = block.mean(axis=0)
+        block_m2 = ((block - block_mean) ** 2).sum(axis=0)
+        delta = block_mean - mean
+        total = n_total + n
+        mean = mean + delta * n / total
+        m2 = m2 + block_m2 + delta**2 * n_total * n / total
+        n_total = total
+    return FeatureStatistics(lo, hi, mean, np.sqrt(m2 / n_total))
+
+
+def shard_bounds(n_samples, rank, world_size):
+    """Rows ``[start, stop)`` of the contiguous shard of ``rank``.
+
+    Every shard has ``ceil(n_samples / world_size)`` rows, so that every
+    process runs the same number of steps; ``stop`` may pass ``n_samples``,
+    the missing rows being taken again from the start (as
+    :class:`torch.utils.data.DistributedSampler` pads).
+
+    Examples
+    --------
+    >>> from skae._sources import shard_bounds
+    >>> [shard_bounds(5, r, 2) for r in range(2)]
+    [(0, 3), (3, 6)]
+    """
+    size = math.ceil(n_samples / world_size)
+    return rank * size, (rank + 1) * size
+
+
+def shard_rows(X, rank, world_size):
+    """The rows of ``shard_bounds`` (a slice of an ``np.memmap`` or dask array
+    stays out-of-core; a padded shard wraps around to the first rows)."""
+    start, stop = shard_bounds(X.shape[0], rank, world_size)
+    if stop <= X.shape[0]:
+        return X[start:stop]
+    return X[np.arange(start, stop) % X.shape[0]]
+
+
+# ------------------------------------------------------------- training rows
+class TensorRows:
+    """Training rows held as one tensor on the training device.
+
+    Batches are contiguous slices of a once-per-pass shuffled copy: one
+    gather per epoch, then every batch is a view. Every row is used in every
+    pass (no ``drop_last``), so data smaller than one batch still trains.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae._sources import TensorRows
+    >>> [len(b) for b in TensorRows(torch.zeros(5, 2)).batches(2)]
+    [2, 2, 1]
+    """
+
+    def __init__(self, X):
+        self.X = X
+
+    def __len__(self):
+        return len(self.X)
+
+    def rows(self, start, stop):
+        return self.X[start:stop]
+
+    def batches(self, batch_size, shuffle=False, generator=None):
+        return _Pass(self._iter_batches, len(self), batch_size, shuffle, generator)
+
+    def _iter_batches(self, batch_size, shuffle, generator):
+        X = self.X
+        if shuffle:
+            order = torch.randperm(len(X), generator=generator)
+            X = X.index_select(0, order.to(X.device))
+        for start in range(0, len(X), batch_size):
+            yield X[start : start + batch_size]
+
+    def split(self, n_valid, generator):
+        """A random held-out part of ``n_valid`` rows and the rest."""
+        order = torch.randperm(len(self), generator=generator).to(self.X.device)
+        return TensorRows(self.X[order[n_valid:]]), TensorRows(self.X[order[:n_valid]])
+
+
+class HostRows:
+    """Rows kept in host memory (e.g. an ``np.memmap``), scaled batch by batch.
+
+    Only one batch at a time is read, scaled, cast to float32 and moved to the
+    device. Batches are contiguous on disk; each pass visits them in a fresh
+    random order (random rows would mean random reads).
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    offset, scale : ndarray of shape (n_features,)
+        Scaling: rows are ``(x - offset) / scale``.
+    device : torch.device
+    """
+
+    def __init__(self, X, offset, scale, device):
+        self.X = X
+        self.offset = offset
+        self.scale = scale
+        self.device = device
+
+    def __len__(self):
+        return len(self.X)
+
+    def rows(self, start, stop):
+        batch = (
+            np.asarray(self.X[start:stop], dtype=np.float64) - self.offset
+        ) / self.scale
+        batch = torch.from_numpy(batch.astype(np.float32)).to(self.device)
+        if not bool(torch.isfinite(batch).all()):
+            raise ValueError(
+                f"Input X contains NaN or infinity in rows {start}..{stop - 1}, or "
+                "values that overflow float32 after scaling."
+            )
+        return batch
+
+    def batches(self, batch_size, shuffle=False, generator=None):
+        return _Pass(self._iter_batches, len(self), batch_size, shuffle, generator)
+
+    def _iter_batches(self, batch_size, shuffle, generator):
+        starts = torch.arange(0, len(self), batch_size)
+        if shuffle:
+            starts = starts[torch.randperm(len(starts), generator=generator)]
+        for start in starts.tolist():
+            yield self.rows(start, start + batch_size)
+
+    def head(self, stop):
+        """The first ``stop`` rows, still out-of-core."""
+        return type(self)(self.X[:stop], self.offset, self.scale, self.device)
+
+    def split(self, n_valid, generator):
+        """The last ``n_valid`` rows held out (reads stay contiguous), in memory."""
+        n = len(self)
+        return self.head(n - n_valid), TensorRows(self.rows(n - n_valid, n))
+
+
+class _Pass:
+    """One pass of mini-batches: ``len`` (the number of batches) and ``iter``."""
+
+    def __init__(self, iterate, n_rows, batch_size, shuffle, generator):
+        self._iterate = iterate
+        self._n_rows = n_rows
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self):
+        return math.ceil(self._n_rows / self.batch_size)
+
+    def __iter__(self):
+        return self._iterate(self.batch_size, self.shuffle, self.generator)
+
+
+# ------------------------------------------------------------------- sources
+class ArraySource:
+    """Validated NumPy rows (in memory, or an ``np.memmap`` read in chunks).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The rows, float32 or float64, finite.
+    """
+
+    def __init__(self, X):
+        self.X = X
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
+    @property
+    def out_of_core(self):
+        return isinstance(self.X, np.memmap)
+
+    def statistics(self):
+        return chunked_statistics(self.X)
+
+    def shard(self, rank, world_size):
+        return ArraySource(shard_rows(self.X, rank, world_size))
+
+    def training_rows(self, offset, scale, device):
+        if self.out_of_core:
+            return HostRows(self.X, offset, scale, device)
+        Xs = ((self.X - offset) / scale).astype(np.float32)
+        if not np.all(np.isfinite(Xs)):
+            raise ValueError(
+                "Input contains values that overflow float32 after scaling; "
+                "training runs in float32, rescale X before fitting."
+            )
+        return TensorRows(torch.from_numpy(Xs).to(device))

@@ -1,0 +1,103 @@
+"""The kinds of code sparsity of :class:`~skae.SparseAE`, one small object each.
+
+A kind says everything :class:`~skae.SparseAE` needs to know about it: the
+activation of the code layer, what it adds to the module (a top-k layer),
+how it initializes the code layer, its penalty on the code and its default
+weight, when a code unit counts as firing, and whether dead units are
+resampled. ``SPARSITY_KINDS`` maps the ``sparsity`` parameter's values to
+them; adding a kind is adding one class and one entry here (the parameter's
+allowed values and the estimator read this table).
+"""
+
+import math
+
+import torch
+
+from skae._penalties import TopK, kl_sparsity_penalty, l1_penalty
+from skae.nn import linear_layers
+
+
+class SparsityKind:
+    """Base: a linear code, no penalty, units fire when non-zero."""
+
+    #: Activation of the code layer (None: linear), a key of skae.nn.ACTIVATIONS.
+    code_activation = None
+    #: ``sparsity_weight`` when the user leaves it None.
+    default_weight = 0.0
+    #: A unit fires on a sample when its activation exceeds this (None: != 0).
+    firing_threshold = None
+    #: Whether units that never fire are re-initialized (``resample_dead``).
+    resamples_dead = False
+
+    def architecture(self, n_components, k):
+        """Entries this kind adds to the fitted architecture."""
+        return {}
+
+    def extend_module(self, module, architecture):
+        """Add layers to the MLP module (structure only, no initialization)."""
+
+    def initialize(self, module, sparsity_target):
+        """Initialize a freshly built module's code layer."""
+
+    def penalty(self, code, weight, sparsity_target):
+        """The sparsity penalty of a batch of codes, or None."""
+        return None
+
+    def fires(self, code):
+        """Which activations count as firing."""
+        if self.firing_threshold is None:
+            return code != 0
+        return code > self.firing_threshold
+
+
+class KLSparsity(SparsityKind):
+    r"""Sigmoid codes and :math:`\beta \sum_j KL(\rho \| \hat\rho_j)` on the
+    mini-batch mean activations :math:`\hat\rho_j` (Ng, 2011)."""
+
+    code_activation = "logistic"
+    default_weight = 0.1
+    # Sigmoid units are never exactly 0: firing means above one half.
+    firing_threshold = 0.5
+
+    def initialize(self, module, sparsity_target):
+        # Start every unit at the target activity rho: from bias 0 (activity
+        # 1/2) Adam needs thousands of steps to get there, during which the
+        # penalty dominates the loss.
+        rho = sparsity_target
+        with torch.no_grad():
+            linear_layers(module.encoder)[-1].bias.fill_(math.log(rho / (1 - rho)))
+
+    def penalty(self, code, weight, sparsity_target):
+        if weight > 0:
+            return weight * kl_sparsity_penalty(code, sparsity_target)
+        return None
+
+
+class L1Sparsity(SparsityKind):
+    r"""ReLU codes and :math:`\beta \lVert h \rVert_1` per sample."""
+
+    code_activation = "relu"
+    default_weight = 0.02
+    resamples_dead = True
+
+    def penalty(self, code, weight, sparsity_target):
+        if weight > 0:
+            return weight * l1_penalty(code)
+        return None
+
+
+class TopKSparsity(SparsityKind):
+    """The ``k`` largest linear code units of each sample kept, the others
+    zeroed (Makhzani and Frey, 2014); no penalty."""
+
+    resamples_dead = True
+
+    def architecture(self, n_components, k):
+        return {"k": max(1, n_components // 10) if k is None else int(k)}
+
+    def extend_module(self, module, architecture):
+        module.encoder.append(TopK(architecture["k"]))
+
+
+#: The ``sparsity`` parameter's values and their kinds.
+SPARSITY_KINDS = {"kl": KLSparsity(), "l1": L1Sparsity(), "topk": TopKSparsity()}
