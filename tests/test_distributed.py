@@ -9,6 +9,7 @@ two batch means is the gradient of the mean over the union. Weights agree to
 
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -197,7 +198,17 @@ def test_one_process_group_equals_plain_fit(group, est):
     assert fitted.n_iter_ == ref.n_iter_
     np.testing.assert_allclose(fitted.loss_curve_, ref.loss_curve_, rtol=1e-6)
     np.testing.assert_allclose(fitted.transform(X), ref.transform(X), atol=1e-6)
-    assert not hasattr(fitted, "_net")
+
+
+def test_partial_fit_after_fit_distributed_continues_from_its_optimizer(group):
+    X = _data()
+    # An unpickled stream carries Adam moments; the refit must replace them.
+    est = AutoencoderTransformer(**PARAMS).partial_fit(X).partial_fit(X)
+    est = fit_distributed(pickle.loads(pickle.dumps(est)), X)
+    ref = AutoencoderTransformer(**PARAMS).fit(X)
+    np.testing.assert_allclose(
+        est.partial_fit(X).transform(X), ref.partial_fit(X).transform(X), atol=1e-6
+    )
 
 
 def test_layerwise_pretraining_is_rejected(group):

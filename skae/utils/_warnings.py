@@ -6,10 +6,10 @@ import warnings
 
 import sklearn
 
-import skae
-
-_LIBRARY_DIRS = tuple(
-    os.path.dirname(module.__file__) + os.sep for module in (skae, sklearn)
+#: skae's package folder (two levels up from this file) and scikit-learn's.
+_LIBRARY_DIRS = (
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+    os.path.dirname(sklearn.__file__) + os.sep,
 )
 
 
