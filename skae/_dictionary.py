@@ -1,8 +1,12 @@
 """Dictionary learning as a linear-decoder autoencoder: ``X ~ Z @ components_``.
 
 One estimator covers PCA, NMF, k-means and sparse coding; the constraint on the
-codes (and atoms) picks which. The math of each half-step lives in
-:mod:`skae._dictionary_solvers`; this module validates, seeds, and alternates.
+codes (and atoms) picks which. Each value of ``code`` is one small class here
+(its start, code step, atom step and running statistics), registered in
+``_CODE_TYPES``, as scikit-learn's NMF keeps one function per solver. The
+estimator validates, seeds, stores the fitted state and asks its code type for
+the rest; the batched torch math of each half-step lives in
+:mod:`skae._dictionary_solvers`.
 """
 
 import contextlib
@@ -26,13 +30,14 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skae import _dictionary_solvers as solvers
 from skae.utils._device import resolve_device
 
-_CODES = ("sparse", "nonnegative", "onehot", "orthogonal")
-
 # Code step inside fit. Loose codes bias the atom update (measured on image
 # patches: 50 iterations at 1e-3 stalled 0.7% above the exact-code solution),
 # so the codes are solved nearly exactly; warm starts keep that cheap.
 _FIT_CODE_MAX_ITER = 300
 _FIT_CODE_TOL = 1e-6
+# Coordinate-descent sweeps per online code step of "nonnegative" (from zero
+# codes; each row stops early once it changes by less than _FIT_CODE_TOL).
+_ONLINE_NNLS_SWEEPS = 10
 # transform solves each row's code problem to a tight tolerance.
 _TRANSFORM_MAX_ITER = 1000
 _TRANSFORM_TOL = 1e-6
@@ -42,21 +47,467 @@ _TRANSFORM_TOL = 1e-6
 # ran ~20x slower with 2 threads than with 1 while other jobs were running.
 _PARALLEL_MIN_WORK = 2**18
 
+# What fit and partial_fit write, all at once and only on success. Every name
+# is public, so skae.save keeps all that partial_fit needs to continue.
 _FIT_STATE = (
     "components_",
     "mean_",
+    "inner_stats_",
     "n_iter_",
     "n_steps_",
     "n_samples_seen_",
     "objective_",
+    "rng_state_",
     "device_",
-    "n_features_in_",
-    "feature_names_in_",
-    "_A",
-    "_B",
-    "_counts",
-    "_scatter",
 )
+
+
+# ------------------------------------------------------------- code types
+
+
+class _CodeType:
+    """What one value of ``code`` means to the fit.
+
+    A subclass holds one code type's start, code step (:meth:`encode`), atom
+    step, full-batch fit (:meth:`fit`) and online step (:meth:`_online_update`)
+    with the running statistics that step needs (:meth:`new_stats`); adding a
+    code type is one subclass and one entry in ``_CODE_TYPES``. An instance
+    carries the estimator's hyper-parameters for one call and no fitted state:
+    states are dicts named like the estimator's fitted attributes, holding
+    tensors.
+    """
+
+    code = None
+    # X must be non-negative (scikit-learn's ``positive_only`` input tag).
+    positive_only = False
+    # Solved in closed form, so ``n_init`` restarts would all agree.
+    exact = False
+
+    def __init__(self, *, n_components, alpha, max_iter, tol, verbose):
+        self.n_components = n_components
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+
+    def check_input(self, X):
+        """Raise ValueError for data this code type cannot reconstruct."""
+
+    def check_sizes(self, n_samples, n_features, *, partial):
+        """Raise ValueError when ``n_components`` does not fit the data."""
+
+    def objective(self, Xc, Z, D):
+        """Per-sample objective of the (centred) rows ``Xc`` at codes ``Z``."""
+        return 0.5 * ((Xc - Z @ D) ** 2).sum(dim=1)
+
+    def encode(self, Xc, D, *, max_iter, tol, Z0=None):
+        """Codes of the (centred) rows of ``Xc`` for atoms ``D``."""
+        raise NotImplementedError
+
+    def initial_dictionary(self, X, rng, init):
+        """Starting atoms, and starting codes where the code step warm-starts."""
+        raise NotImplementedError
+
+    def fit(self, Xt, rng, init):
+        """Full-batch fit from start number ``init``; returns the fitted state."""
+        raise NotImplementedError
+
+    def new_stats(self, n_components, n_features, **dt):
+        """Zero running statistics, the ``inner_stats_`` of a fresh stream."""
+        raise NotImplementedError
+
+    def _online_update(self, batch, state, rng):
+        """Update atoms and statistics from ``batch``; returns its objective.
+
+        ``state["n_steps_"]`` and ``state["n_samples_seen_"]`` still count the
+        steps and samples before this one.
+        """
+        raise NotImplementedError
+
+    def start_stream(self, Xt, rng, init):
+        """The online state before the first step: starting atoms, zero stats."""
+        D, _ = self.initial_dictionary(Xt, rng, init)
+        stats = self.new_stats(D.shape[0], Xt.shape[1], dtype=Xt.dtype, device=D.device)
+        return _stream_start(D, stats)
+
+    def step(self, batch, state, rng):
+        """One online step on ``batch``, in place; returns the batch objective."""
+        objective = self._online_update(batch, state, rng)
+        state["n_steps_"] += 1
+        state["n_samples_seen_"] += batch.shape[0]
+        return objective
+
+    def fit_stream(self, Xt, rng, init, batch_size):
+        """Mini-batch fit: passes over shuffled batches until the atoms settle."""
+        n_samples = Xt.shape[0]
+        state = self.start_stream(Xt, rng, init)
+        converged = False
+        for it in range(1, self.max_iter + 1):
+            order = torch.as_tensor(rng.permutation(n_samples), device=Xt.device)
+            D_prev = state["components_"].clone()
+            objective = 0.0
+            for start in range(0, n_samples, batch_size):
+                batch = Xt[order[start : start + batch_size]]
+                objective += self.step(batch, state, rng)
+            self.log(it, objective)
+            # Summed batch objectives are noisy (each batch is coded with the
+            # atoms of its time), so convergence is read off the atoms.
+            change = torch.linalg.matrix_norm(state["components_"] - D_prev)
+            if change <= self.tol * torch.linalg.matrix_norm(D_prev):
+                converged = True
+                break
+        if not converged:
+            _warn_not_converged(self.max_iter)
+        state["n_iter_"] = it
+        state["objective_"] = objective
+        return state
+
+    def log(self, it, objective):
+        if self.verbose:
+            print(f"[DictionaryLearner] iteration {it}: objective {objective:.6g}")
+
+
+class _AlternatingCodes(_CodeType):
+    """Codes, then atoms from ``A = Z^T Z`` and ``B = Z^T X``, in turn.
+
+    Subclasses choose the start, the code steps and the atom constraint.
+    Online, ``A`` and ``B`` are running statistics (Mairal et al., 2009).
+    """
+
+    def initial_codes(self, Xt, D, Z):
+        """Codes the first full-batch code step starts from."""
+        return Z
+
+    def fit_codes(self, Xt, D, Z):
+        """The code step of a full-batch alternation, warm-started at ``Z``."""
+        raise NotImplementedError
+
+    def online_codes(self, batch, D):
+        """The code step of an online step."""
+        raise NotImplementedError
+
+    def update_atoms(self, D, A, B, X, rng):
+        """One projected block-coordinate sweep on the atoms (in place)."""
+        raise NotImplementedError
+
+    def fit(self, Xt, rng, init):
+        D, Z = self.initial_dictionary(Xt, rng, init)
+        Z = self.initial_codes(Xt, D, Z)
+        objective_prev = math.inf
+        converged = False
+        for it in range(1, self.max_iter + 1):
+            # Code step (rows batched, warm-started from the previous codes).
+            Z = self.fit_codes(Xt, D, Z)
+            # Atom step: one block-coordinate sweep from the sufficient stats.
+            self.update_atoms(D, Z.T @ Z, Z.T @ Xt, Xt, rng)
+            objective = float(self.objective(Xt, Z, D).sum())
+            self.log(it, objective)
+            if objective_prev - objective <= self.tol * abs(objective):
+                converged = True
+                break
+            objective_prev = objective
+        if not converged:
+            _warn_not_converged(self.max_iter)
+        # The full-batch A and B describe codes of atoms long gone: a later
+        # partial_fit starts its statistics from zero at the fitted atoms.
+        stats = self.new_stats(*D.shape, dtype=D.dtype, device=D.device)
+        return {
+            "components_": D,
+            "inner_stats_": stats,
+            "n_iter_": it,
+            "objective_": objective,
+        }
+
+    def new_stats(self, n_components, n_features, **dt):
+        return {
+            "A": torch.zeros(n_components, n_components, **dt),
+            "B": torch.zeros(n_components, n_features, **dt),
+        }
+
+    def _online_update(self, batch, state, rng):
+        D, stats = state["components_"], state["inner_stats_"]
+        m = batch.shape[0]
+        Z = self.online_codes(batch, D)
+        objective = float(self.objective(batch, Z, D).sum())
+        beta = _forgetting_factor(state["n_steps_"], m)
+        stats["A"].mul_(beta).add_(Z.T @ Z / m)
+        stats["B"].mul_(beta).add_(Z.T @ batch / m)
+        self.update_atoms(D, stats["A"], stats["B"], batch, rng)
+        return objective
+
+
+class _SparseCodes(_AlternatingCodes):
+    """``code="sparse"``: lasso codes, atoms in the unit ball."""
+
+    code = "sparse"
+
+    def objective(self, Xc, Z, D):
+        return super().objective(Xc, Z, D) + self.alpha * Z.abs().sum(dim=1)
+
+    def encode(self, Xc, D, *, max_iter, tol, Z0=None):
+        G, B = D @ D.T, Xc @ D.T
+        if self.alpha > 0:
+            # Exact codes by an active-set method (FISTA only as its
+            # fallback), trying the supports of Z0 (previous codes) first.
+            return solvers.lasso(
+                B, G, self.alpha, guess=Z0, fallback_iter=max_iter, tol=tol
+            )
+        return solvers.fista(B, G, self.alpha, Z0=Z0, max_iter=max_iter, tol=tol)
+
+    def initial_dictionary(self, X, rng, init):
+        k = self.n_components
+        n_samples, n_features = X.shape
+        if init == 0:
+            # The start of scikit-learn's DictionaryLearning: the top singular
+            # directions scaled by their singular values (zero atoms past the
+            # rank are resampled from the data by the first atom update).
+            _, S, Vt = torch.linalg.svd(X, full_matrices=False)
+            D = torch.zeros(k, n_features, dtype=X.dtype, device=X.device)
+            r = min(k, S.shape[0])
+            D[:r] = solvers.flip_signs(Vt[:r]) * S[:r, None]
+            return D, None
+        # Other restarts: atoms at randomly drawn samples, normalised.
+        idx = rng.choice(n_samples, size=k, replace=n_samples < k)
+        D = X[torch.as_tensor(idx, device=X.device)].clone()
+        noise = rng.standard_normal((k, n_features)) * 1e-2 * (float(X.std()) or 1.0)
+        D += torch.as_tensor(noise, dtype=X.dtype, device=X.device)
+        D /= torch.linalg.vector_norm(D, dim=1, keepdim=True).clamp_min(
+            torch.finfo(X.dtype).tiny
+        )
+        return D, None
+
+    def initial_codes(self, Xt, D, Z):
+        if self.alpha == 0:
+            return Z
+        # The initial codes are dense, a poor guess of the lasso's supports. A
+        # few proximal-gradient steps from zero are a good one: for the
+        # orthonormal SVD atoms of the start they are exact.
+        return solvers.fista(Xt @ D.T, D @ D.T, self.alpha, max_iter=3, tol=0.0)
+
+    def fit_codes(self, Xt, D, Z):
+        return self.encode(Xt, D, Z0=Z, max_iter=_FIT_CODE_MAX_ITER, tol=_FIT_CODE_TOL)
+
+    def online_codes(self, batch, D):
+        return self.encode(batch, D, max_iter=_FIT_CODE_MAX_ITER, tol=_FIT_CODE_TOL)
+
+    def update_atoms(self, D, A, B, X, rng):
+        def resample(j):
+            # An atom no sample uses restarts at a random sample plus a little
+            # noise, as scikit-learn's dictionary update does.
+            row = X[int(rng.randint(X.shape[0]))]
+            scale = float(row.std()) if row.numel() > 1 else 0.0
+            noise = rng.normal(0.0, 0.01 * (scale or 1.0), size=row.shape[0])
+            return row + torch.as_tensor(noise, dtype=X.dtype, device=X.device)
+
+        solvers.update_atoms(D, A, B, constraint="unit_ball", resample=resample)
+
+
+class _NonnegativeCodes(_AlternatingCodes):
+    """``code="nonnegative"``: NMF, codes and atoms by HALS."""
+
+    code = "nonnegative"
+    positive_only = True
+
+    def check_input(self, X):
+        if X.size and X.min() < 0:
+            raise ValueError(
+                "Negative values in data passed to DictionaryLearner with "
+                "code='nonnegative'; non-negative codes and atoms can only "
+                "reconstruct non-negative data."
+            )
+
+    def encode(self, Xc, D, *, max_iter, tol, Z0=None):
+        """Non-negative least squares by exact coordinate descent (HALS).
+
+        ``max_iter`` sweeps; with ``tol`` set, each row stops once it settles.
+        """
+        G, B = D @ D.T, Xc @ D.T
+        if Z0 is None:
+            Z0 = torch.zeros_like(B)
+        return solvers.hals_codes(B, G, Z0, n_sweeps=max_iter, tol=tol)
+
+    def initial_dictionary(self, X, rng, init):
+        k = self.n_components
+        n_samples, n_features = X.shape
+        if init == 0 and k <= min(n_samples, n_features):
+            Z, D = solvers.nndsvda(X, k)
+            return D, Z
+        # Random start scaled to the data, as NMF's init="random".
+        avg = math.sqrt(float(X.mean()) / k)
+        D = avg * np.abs(rng.standard_normal((k, n_features)))
+        Z = avg * np.abs(rng.standard_normal((n_samples, k)))
+        return (
+            torch.as_tensor(D, dtype=X.dtype, device=X.device),
+            torch.as_tensor(Z, dtype=X.dtype, device=X.device),
+        )
+
+    def fit_codes(self, Xt, D, Z):
+        # One sweep per alternation, as NMF's "cd" solver.
+        return self.encode(Xt, D, Z0=Z, max_iter=1, tol=None)
+
+    def online_codes(self, batch, D):
+        return self.encode(batch, D, max_iter=_ONLINE_NNLS_SWEEPS, tol=_FIT_CODE_TOL)
+
+    def update_atoms(self, D, A, B, X, rng):
+        # An atom no sample uses stays as it is (it is already non-negative).
+        solvers.update_atoms(D, A, B, constraint="nonnegative")
+
+
+class _OneHotCodes(_CodeType):
+    """``code="onehot"``: k-means, by Lloyd's algorithm or running means."""
+
+    code = "onehot"
+
+    def check_sizes(self, n_samples, n_features, *, partial):
+        k = self.n_components
+        if n_samples < k:
+            raise ValueError(
+                f"n_samples={n_samples} should be >= n_components={k} for "
+                "code='onehot' (each atom starts at a distinct sample)."
+            )
+
+    def encode(self, Xc, D, *, max_iter, tol, Z0=None):
+        labels = solvers.nearest_atom(Xc, D)
+        return solvers.one_hot(labels, D.shape[0], Xc.dtype)
+
+    def initial_dictionary(self, X, rng, init):
+        return _kmeans_plusplus(X, self.n_components, rng), None
+
+    def fit(self, Xt, rng, init):
+        """Lloyd's algorithm: nearest atom, then atom = cluster mean."""
+        D, _ = self.initial_dictionary(Xt, rng, init)
+        labels_prev = None
+        objective_prev = math.inf
+        converged = False
+        for it in range(1, self.max_iter + 1):
+            labels = solvers.nearest_atom(Xt, D)
+            dist = solvers.squared_distance_to(Xt, D, labels)
+            objective = 0.5 * float(dist.sum())
+            self.log(it, objective)
+            if labels_prev is not None and (
+                torch.equal(labels, labels_prev)
+                or objective_prev - objective <= self.tol * abs(objective)
+            ):
+                converged = True
+                break
+            _cluster_means(D, Xt, labels, dist)
+            labels_prev, objective_prev = labels, objective
+        if not converged:
+            _warn_not_converged(self.max_iter)
+        labels = solvers.nearest_atom(Xt, D)
+        dist = solvers.squared_distance_to(Xt, D, labels)
+        counts = torch.bincount(labels, minlength=D.shape[0]).to(Xt.dtype)
+        return {
+            "components_": D,
+            "inner_stats_": {"counts": counts},
+            "n_iter_": it,
+            "objective_": 0.5 * float(dist.sum()),
+        }
+
+    def new_stats(self, n_components, n_features, **dt):
+        return {"counts": torch.zeros(n_components, **dt)}
+
+    def _online_update(self, batch, state, rng):
+        # Running means per atom (MiniBatchKMeans without reassignment).
+        D = state["components_"]
+        labels = solvers.nearest_atom(batch, D)
+        dist = solvers.squared_distance_to(batch, D, labels)
+        counts_b = torch.bincount(labels, minlength=D.shape[0]).to(batch.dtype)
+        sums = torch.zeros_like(D).index_add_(0, labels, batch)
+        counts = state["inner_stats_"]["counts"].add_(counts_b)
+        used = counts_b > 0
+        D[used] += (sums[used] - counts_b[used, None] * D[used]) / counts[used, None]
+        return 0.5 * float(dist.sum())
+
+
+class _OrthogonalCodes(_CodeType):
+    """``code="orthogonal"``: PCA, exact from an SVD or a running scatter.
+
+    The alternation ``Z = (X - mean) Phi^T``, ``Phi = polar(Z^T (X - mean))``
+    has the top right singular vectors as its fixed point, so they are
+    computed directly.
+    """
+
+    code = "orthogonal"
+    exact = True
+
+    def check_sizes(self, n_samples, n_features, *, partial):
+        # A stream's first batch may be small: its scatter matrix grows.
+        k = self.n_components
+        limit = n_features if partial else min(n_samples, n_features)
+        if k > limit:
+            raise ValueError(
+                f"n_components={k} must be <= min(n_samples, n_features)="
+                f"{limit} for code='orthogonal' (n_samples={n_samples}, "
+                f"n_features={n_features})."
+            )
+
+    def encode(self, Xc, D, *, max_iter, tol, Z0=None):
+        return Xc @ D.T
+
+    def fit(self, Xt, rng, init):
+        mean = Xt.mean(dim=0)
+        Xc = Xt - mean
+        D = solvers.top_right_singular_vectors(Xc, self.n_components)
+        objective = float(self.objective(Xc, Xc @ D.T, D).sum())
+        self.log(1, objective)
+        return {
+            "components_": D,
+            "mean_": mean,
+            "inner_stats_": {"scatter": Xc.T @ Xc},
+            "n_iter_": 1,
+            "objective_": objective,
+        }
+
+    def new_stats(self, n_components, n_features, **dt):
+        return {"scatter": torch.zeros(n_features, n_features, **dt)}
+
+    def start_stream(self, Xt, rng, init):
+        n_features = Xt.shape[1]
+        dt = dict(dtype=Xt.dtype, device=Xt.device)
+        D = torch.zeros(self.n_components, n_features, **dt)
+        state = _stream_start(D, self.new_stats(self.n_components, n_features, **dt))
+        state["mean_"] = torch.zeros(n_features, **dt)
+        return state
+
+    def fit_stream(self, Xt, rng, init, batch_size):
+        # One pass is exact: the running scatter matrix is the full one.
+        state = self.start_stream(Xt, rng, init)
+        for start in range(0, Xt.shape[0], batch_size):
+            state["objective_"] = self.step(Xt[start : start + batch_size], state, rng)
+        state["n_iter_"] = 1
+        self.log(1, state["objective_"])
+        return state
+
+    def _online_update(self, batch, state, rng):
+        """Merge a batch into the running mean and scatter (Chan et al.).
+
+        The top eigenvectors of the scatter matrix are then exactly the PCA
+        atoms of all samples seen so far; the objective returned is theirs.
+        """
+        scatter = state["inner_stats_"]["scatter"]
+        n_old, n_new = state["n_samples_seen_"], batch.shape[0]
+        n_tot = n_old + n_new
+        mean_b = batch.mean(dim=0)
+        centred = batch - mean_b
+        delta = mean_b - state["mean_"]
+        scatter += centred.T @ centred + torch.outer(delta, delta) * (
+            n_old * n_new / n_tot
+        )
+        state["mean_"] += delta * (n_new / n_tot)
+        D = solvers.top_eigenvectors(scatter, state["components_"].shape[0])
+        state["components_"] = D
+        return _orthogonal_objective(scatter, D)
+
+
+# One entry per value of the ``code`` parameter.
+_CODE_TYPES = {
+    code_type.code: code_type
+    for code_type in (_SparseCodes, _NonnegativeCodes, _OneHotCodes, _OrthogonalCodes)
+}
+
+
+# -------------------------------------------------------------- estimator
 
 
 class DictionaryLearner(
@@ -141,11 +592,28 @@ class DictionaryLearner(
     components_ : ndarray of shape (n_components, n_features)
         The dictionary :math:`\Phi`, one atom per row.
 
-    mean_ : ndarray of shape (n_features,)
-        Per-feature mean removed before coding. Only for ``"orthogonal"``.
+    mean_ : ndarray of shape (n_features,) or None
+        Per-feature mean removed before coding (of all samples seen, for a
+        stream). Only for ``"orthogonal"``; None otherwise.
+
+    inner_stats_ : dict of str to ndarray
+        The running statistics :meth:`partial_fit` updates, by name:
+
+        - ``"sparse"`` and ``"nonnegative"``: ``"A"`` of shape
+          (n_components, n_components) and ``"B"`` of shape
+          (n_components, n_features), the sums of :math:`Z_b^T Z_b / m` and
+          :math:`Z_b^T X_b / m` over the mini-batches (of size :math:`m`),
+          down-weighted by the forgetting schedule. Zeros after a full-batch
+          fit: a later :meth:`partial_fit` starts them afresh at the fitted
+          atoms.
+        - ``"onehot"``: ``"counts"`` of shape (n_components,), the number of
+          samples each atom has been the mean of.
+        - ``"orthogonal"``: ``"scatter"`` of shape (n_features, n_features),
+          :math:`(X - mean)^T (X - mean)` over all samples seen.
 
     n_iter_ : int
-        Number of alternations (or passes) run by the kept initialisation.
+        Number of alternations (or passes) run by the kept initialisation;
+        :meth:`partial_fit` leaves it as it was (0 for a stream).
 
     n_steps_ : int
         Number of mini-batch steps run so far (0 after a full-batch fit).
@@ -155,7 +623,18 @@ class DictionaryLearner(
 
     objective_ : float
         Objective (summed over samples) at the end of training; for
-        mini-batch training, summed over the batches of the last pass.
+        mini-batch training, summed over the batches of the last pass; after
+        :meth:`partial_fit`, that of its batch. For ``"orthogonal"``
+        mini-batch training and :meth:`partial_fit` give the exact objective
+        over all samples seen.
+
+    rng_state_ : tuple
+        State of the random number generator after the last call, as
+        ``numpy.random.RandomState.get_state()`` returns it. Each
+        :meth:`partial_fit` continues this one stream (scikit-learn's
+        ``MiniBatchDictionaryLearning`` keeps its ``RandomState`` the same
+        way), so consecutive calls draw fresh numbers; :meth:`fit` starts
+        again from ``random_state``.
 
     device_ : torch.device
         The device the model was fitted on.
@@ -183,10 +662,10 @@ class DictionaryLearner(
     like LARS) with FISTA as the fallback for rows whose support outgrows the
     rank of the atoms, or for ``alpha=0``; exact coordinate descent (HALS)
     for non-negative codes, nearest atom for one-hot codes and a projection
-    for orthogonal atoms. Atom steps
-    are one block-coordinate sweep on ``A = Z^T Z`` and ``B = Z^T X`` with
-    the constraint projected per atom; unused atoms are resampled from the
-    data. For ``"orthogonal"`` the alternation ``Z = (X - mean) Phi^T``,
+    on the atoms for orthogonal ones. Atom steps are one block-coordinate
+    sweep on ``A = Z^T Z`` and ``B = Z^T X`` with the constraint projected
+    per atom; for ``"sparse"``, unused atoms are resampled from the data. For
+    ``"orthogonal"`` the alternation ``Z = (X - mean) Phi^T``,
     ``Phi = polar(Z^T (X - mean))`` has the top right singular vectors as its
     fixed point, so they are computed directly (an SVD; in mini-batch mode,
     an eigendecomposition of the running scatter matrix, which is exact).
@@ -194,6 +673,11 @@ class DictionaryLearner(
     :meth:`transform` solves each row's code problem on its own, so a row's
     code does not depend on the rest of the batch. Float64 input is computed
     in float64, float32 in float32.
+
+    Every fitted attribute is public, so :func:`skae.save` keeps all that
+    :meth:`partial_fit` needs: a saved (or pickled) model continues its
+    stream exactly as the original would, running statistics and random
+    stream included.
 
     References
     ----------
@@ -225,7 +709,7 @@ class DictionaryLearner(
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "code": [StrOptions(set(_CODES))],
+        "code": [StrOptions(set(_CODE_TYPES))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -282,30 +766,26 @@ class DictionaryLearner(
         """
         with _restore_on_error(self):
             device = resolve_device(self.device)
-            X = self._validate_fit_input(X, reset=True)
-            self._check_sizes(X.shape[0], X.shape[1])
+            code_type = self._code_type()
+            X = self._validate_fit_input(X, code_type, reset=True)
+            code_type.check_sizes(*X.shape, partial=False)
             rng = check_random_state(self.random_state)
             Xt = _as_tensor(X, device)
             block = self.batch_size or X.shape[0]
             with _threads_for(block * self.n_components, device):
-                state = self._fit(Xt, rng)
-            state["device_"] = device
-            state["n_samples_seen_"] = state.get("n_samples_seen_", X.shape[0])
-            self._set_state(state)
+                state = self._fit(code_type, Xt, rng)
+            state.setdefault("n_samples_seen_", X.shape[0])
+            self._set_state(state, rng, device)
         return self
 
-    def _fit(self, Xt, rng):
-        """Dispatch to the solver of ``code``; keep the best of ``n_init``."""
-        if self.code == "orthogonal" and self.batch_size is None:
-            return self._fit_orthogonal(Xt)
-        if self.code == "orthogonal":
-            return self._fit_orthogonal_streaming(Xt)
+    def _fit(self, code_type, Xt, rng):
+        """Fit from ``n_init`` starts (one if exact); keep the lowest objective."""
         best = None
-        for init in range(self.n_init):
+        for init in range(1 if code_type.exact else self.n_init):
             if self.batch_size is None:
-                state = self._fit_full_batch(Xt, rng, init)
+                state = code_type.fit(Xt, rng, init)
             else:
-                state = self._fit_minibatch(Xt, rng, init)
+                state = code_type.fit_stream(Xt, rng, init, self.batch_size)
             if best is None or state["objective_"] < best["objective_"]:
                 best = state
         return best
@@ -316,8 +796,10 @@ class DictionaryLearner(
 
         The first call initialises the model from this batch; later calls
         take one online step (codes of the batch, then an atom update from
-        the running statistics). After a full-batch :meth:`fit`, the online
-        statistics start afresh from the fitted dictionary.
+        the running statistics ``inner_stats_``). After a full-batch
+        :meth:`fit`, the running statistics start afresh from the fitted
+        dictionary. Each call continues the random stream of the previous
+        one (``rng_state_``).
 
         Parameters
         ----------
@@ -335,18 +817,19 @@ class DictionaryLearner(
         first = not hasattr(self, "components_")
         with _restore_on_error(self):
             device = resolve_device(self.device) if first else self._device()
-            X = self._validate_fit_input(X, reset=first)
+            code_type = self._code_type()
+            X = self._validate_fit_input(X, code_type, reset=first)
             Xt = _as_tensor(X, device)
-            rng = check_random_state(self.random_state)
             if first:
-                self._check_sizes(X.shape[0], X.shape[1], partial=True)
-                state = self._init_online_state(Xt, rng, init=0)
+                code_type.check_sizes(*X.shape, partial=True)
+                rng = check_random_state(self.random_state)
+                state = code_type.start_stream(Xt, rng, init=0)
             else:
-                state = self._get_online_state(Xt)
+                rng = _rng_from_state(self.rng_state_)
+                state = self._stream_state(Xt)
             with _threads_for(X.shape[0] * self.n_components, device):
-                state["objective_"] = self._minibatch_step(Xt, state, rng)
-            state["device_"] = device
-            self._set_state(state)
+                state["objective_"] = code_type.step(Xt, state, rng)
+            self._set_state(state, rng, device)
         return self
 
     # ----------------------------------------------------------- inference
@@ -418,7 +901,7 @@ class DictionaryLearner(
         with _threads_for(X.shape[0] * self.n_components, Xt.device):
             Z = self._encode(Xt)
             D = torch.as_tensor(self.components_, device=Xt.device).to(Xt.dtype)
-            objective = self._per_sample_objective(Xt - self._mean(Xt), Z, D)
+            objective = self._code_type().objective(Xt - self._mean(Xt), Z, D)
         return _finite(-objective.cpu().numpy(), "scores")
 
     @property
@@ -429,12 +912,23 @@ class DictionaryLearner(
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.input_tags.positive_only = self.code == "nonnegative"
+        # Tags are also read before validation, with an invalid ``code``.
+        code_type = _CODE_TYPES.get(self.code, _CodeType)
+        tags.input_tags.positive_only = code_type.positive_only
         return tags
 
     # ------------------------------------------------------------- helpers
 
-    def _validate_fit_input(self, X, reset):
+    def _code_type(self):
+        return _CODE_TYPES[self.code](
+            n_components=self.n_components,
+            alpha=self.alpha,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            verbose=self.verbose,
+        )
+
+    def _validate_fit_input(self, X, code_type, reset):
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
         # Squared errors of larger values overflow the compute dtype.
         if X.size and np.abs(X).max() > np.sqrt(np.finfo(X.dtype).max) / X.shape[1]:
@@ -442,29 +936,8 @@ class DictionaryLearner(
                 f"Input contains values too large for {X.dtype} arithmetic (squared "
                 "errors overflow); rescale X or pass float64 data."
             )
-        if self.code == "nonnegative" and X.size and X.min() < 0:
-            raise ValueError(
-                "Negative values in data passed to DictionaryLearner with "
-                "code='nonnegative'; non-negative codes and atoms can only "
-                "reconstruct non-negative data."
-            )
+        code_type.check_input(X)
         return X
-
-    def _check_sizes(self, n_samples, n_features, partial=False):
-        k = self.n_components
-        if self.code == "onehot" and n_samples < k:
-            raise ValueError(
-                f"n_samples={n_samples} should be >= n_components={k} for "
-                "code='onehot' (each atom starts at a distinct sample)."
-            )
-        if self.code == "orthogonal":
-            limit = n_features if partial else min(n_samples, n_features)
-            if k > limit:
-                raise ValueError(
-                    f"n_components={k} must be <= min(n_samples, n_features)="
-                    f"{limit} for code='orthogonal' (n_samples={n_samples}, "
-                    f"n_features={n_features})."
-                )
 
     def _device(self):
         # A model fitted on CUDA and loaded where there is none still works.
@@ -477,186 +950,16 @@ class DictionaryLearner(
             return torch.zeros((), dtype=Xt.dtype, device=Xt.device)
         return torch.as_tensor(self.mean_, device=Xt.device).to(Xt.dtype)
 
-    def _per_sample_objective(self, Xc, Z, D):
-        obj = 0.5 * ((Xc - Z @ D) ** 2).sum(dim=1)
-        if self.code == "sparse":
-            obj = obj + self.alpha * Z.abs().sum(dim=1)
-        return obj
-
-    def _encode(self, Xt, Z0=None, *, max_iter=_TRANSFORM_MAX_ITER, tol=None):
+    def _encode(self, Xt):
         """Codes of the rows of ``Xt`` for the fitted ``components_``."""
         D = torch.as_tensor(self.components_, device=Xt.device).to(Xt.dtype)
-        return _encode(
-            Xt - self._mean(Xt),
-            D,
-            self.code,
-            self.alpha,
-            Z0=Z0,
-            max_iter=max_iter,
-            # float32 cannot resolve changes much below its epsilon.
-            tol=max(
-                _TRANSFORM_TOL if tol is None else tol,
-                10 * torch.finfo(Xt.dtype).eps,
-            ),
+        # float32 cannot resolve changes much below its epsilon.
+        tol = max(_TRANSFORM_TOL, 10 * torch.finfo(Xt.dtype).eps)
+        return self._code_type().encode(
+            Xt - self._mean(Xt), D, max_iter=_TRANSFORM_MAX_ITER, tol=tol
         )
 
-    def _set_state(self, state):
-        """Assign a fit's results at once (defaults for what it did not set)."""
-        values = {
-            "mean_": None,
-            "n_steps_": 0,
-            "_A": None,
-            "_B": None,
-            "_counts": None,
-            "_scatter": None,
-        }
-        values.update(_to_numpy_state(state))
-        for name in _FIT_STATE:
-            if name in values:
-                setattr(self, name, values[name])
-
-    def _log(self, it, objective):
-        if self.verbose:
-            print(f"[DictionaryLearner] iteration {it}: objective {objective:.6g}")
-
-    # ----------------------------------------------------- full-batch fits
-
-    def _fit_orthogonal(self, Xt):
-        mean = Xt.mean(dim=0)
-        Xc = Xt - mean
-        D, _ = solvers.top_right_singular_vectors(Xc, self.n_components)
-        objective = float(self._per_sample_objective(Xc, Xc @ D.T, D).sum())
-        self._log(1, objective)
-        return {
-            "components_": D,
-            "mean_": mean,
-            "n_iter_": 1,
-            "objective_": objective,
-            "_scatter": Xc.T @ Xc,
-        }
-
-    def _fit_orthogonal_streaming(self, Xt):
-        # One pass is exact: the running scatter matrix is the full one.
-        state = self._init_online_state(Xt, None, init=0)
-        for start in range(0, Xt.shape[0], self.batch_size):
-            self._orthogonal_step(Xt[start : start + self.batch_size], state)
-        state["n_iter_"] = 1
-        self._log(1, state["objective_"])
-        return state
-
-    def _fit_full_batch(self, Xt, rng, init):
-        D, Z = _initial_dictionary(Xt, self.n_components, self.code, rng, init)
-        code = self.code
-        if code == "onehot":
-            return self._lloyd(Xt, D, rng)
-        objective_prev = math.inf
-        converged = False
-        if code == "sparse" and self.alpha > 0:
-            # The initial codes are dense, a poor guess of the lasso's
-            # supports. A few proximal-gradient steps from zero are a good
-            # one: for the orthonormal SVD atoms of the start they are exact.
-            Z = solvers.fista(Xt @ D.T, D @ D.T, self.alpha, max_iter=3, tol=0.0)
-        for it in range(1, self.max_iter + 1):
-            # Code step (rows batched, warm-started from the previous codes).
-            Z = _encode(
-                Xt,
-                D,
-                code,
-                self.alpha,
-                Z0=Z,
-                max_iter=_FIT_CODE_MAX_ITER if code == "sparse" else 1,
-                tol=_FIT_CODE_TOL,
-                fit=True,
-            )
-            # Atom step: one block-coordinate sweep from the sufficient stats.
-            A, B = Z.T @ Z, Z.T @ Xt
-            _update_dictionary(D, A, B, code, Xt, rng)
-            objective = float(self._per_sample_objective(Xt, Z, D).sum())
-            self._log(it, objective)
-            if objective_prev - objective <= self.tol * abs(objective):
-                converged = True
-                break
-            objective_prev = objective
-        if not converged:
-            _warn_not_converged(self.max_iter)
-        return {"components_": D, "n_iter_": it, "objective_": objective}
-
-    def _lloyd(self, Xt, D, rng):
-        """K-means as alternation: nearest atom, then atom = cluster mean."""
-        labels_prev = None
-        objective_prev = math.inf
-        converged = False
-        for it in range(1, self.max_iter + 1):
-            labels = solvers.nearest_atom(Xt, D)
-            dist = solvers.squared_distance_to(Xt, D, labels)
-            objective = 0.5 * float(dist.sum())
-            self._log(it, objective)
-            if labels_prev is not None and (
-                torch.equal(labels, labels_prev)
-                or objective_prev - objective <= self.tol * abs(objective)
-            ):
-                converged = True
-                break
-            _cluster_means(D, Xt, labels, dist)
-            labels_prev, objective_prev = labels, objective
-        if not converged:
-            _warn_not_converged(self.max_iter)
-        labels = solvers.nearest_atom(Xt, D)
-        dist = solvers.squared_distance_to(Xt, D, labels)
-        counts = torch.bincount(labels, minlength=D.shape[0]).to(Xt.dtype)
-        return {
-            "components_": D,
-            "n_iter_": it,
-            "objective_": 0.5 * float(dist.sum()),
-            "_counts": counts,
-        }
-
-    # ------------------------------------------------------ mini-batch fits
-
-    def _fit_minibatch(self, Xt, rng, init):
-        n_samples = Xt.shape[0]
-        state = self._init_online_state(Xt, rng, init)
-        converged = False
-        for it in range(1, self.max_iter + 1):
-            order = torch.as_tensor(rng.permutation(n_samples), device=Xt.device)
-            D_prev = state["components_"].clone()
-            objective = 0.0
-            for start in range(0, n_samples, self.batch_size):
-                batch = Xt[order[start : start + self.batch_size]]
-                objective += self._minibatch_step(batch, state, rng)
-            self._log(it, objective)
-            # Summed batch objectives are noisy (each batch is coded with the
-            # atoms of its time), so convergence is read off the atoms.
-            change = torch.linalg.matrix_norm(state["components_"] - D_prev)
-            if change <= self.tol * torch.linalg.matrix_norm(D_prev):
-                converged = True
-                break
-        if not converged:
-            _warn_not_converged(self.max_iter)
-        state["n_iter_"] = it
-        state["objective_"] = objective
-        return state
-
-    def _init_online_state(self, Xt, rng, init):
-        n_features = Xt.shape[1]
-        state = {"n_steps_": 0, "n_samples_seen_": 0, "n_iter_": 0}
-        zeros = dict(dtype=Xt.dtype, device=Xt.device)
-        if self.code == "orthogonal":
-            state["mean_"] = torch.zeros(n_features, **zeros)
-            state["_scatter"] = torch.zeros(n_features, n_features, **zeros)
-            state["components_"] = torch.zeros(self.n_components, n_features, **zeros)
-            return state
-        D, _ = _initial_dictionary(Xt, self.n_components, self.code, rng, init)
-        state["components_"] = D
-        k = self.n_components
-        if self.code == "onehot":
-            state["_counts"] = torch.zeros(k, **zeros)
-        else:
-            state["_A"] = torch.zeros(k, k, **zeros)
-            state["_B"] = torch.zeros(k, n_features, **zeros)
-        return state
-
-    def _get_online_state(self, Xt):
+    def _stream_state(self, Xt):
         """The fitted state as tensors, ready for one more online step."""
         dt = dict(dtype=Xt.dtype, device=Xt.device)
 
@@ -665,136 +968,57 @@ class DictionaryLearner(
             # change until the step has succeeded.
             return None if value is None else torch.tensor(value, **dt)
 
-        state = {
+        return {
             "components_": tensor(self.components_),
+            "mean_": tensor(self.mean_),
+            "inner_stats_": {k: tensor(v) for k, v in self.inner_stats_.items()},
+            "n_iter_": self.n_iter_,
             "n_steps_": self.n_steps_,
             "n_samples_seen_": self.n_samples_seen_,
-            "n_iter_": self.n_iter_,
         }
-        k, n_features = self.components_.shape
-        if self.code == "orthogonal":
-            state["mean_"] = tensor(self.mean_)
-            state["_scatter"] = tensor(self._scatter)
-        elif self.code == "onehot":
-            state["_counts"] = tensor(self._counts)
-        else:
-            # A full-batch fit keeps no online statistics: start them afresh.
-            A, B = self._A, self._B
-            state["_A"] = tensor(A) if A is not None else torch.zeros(k, k, **dt)
-            state["_B"] = (
-                tensor(B) if B is not None else torch.zeros(k, n_features, **dt)
-            )
-        return state
 
-    def _minibatch_step(self, batch, state, rng):
-        """One online step on ``batch`` (in place); returns the batch objective."""
-        if self.code == "orthogonal":
-            self._orthogonal_step(batch, state)
-            return state["objective_"]
-        D = state["components_"]
-        m = batch.shape[0]
-        state["n_steps_"] += 1
-        state["n_samples_seen_"] += m
-        if self.code == "onehot":
-            labels = solvers.nearest_atom(batch, D)
-            dist = solvers.squared_distance_to(batch, D, labels)
-            # Running means per atom (MiniBatchKMeans without reassignment).
-            counts_b = torch.bincount(labels, minlength=D.shape[0]).to(batch.dtype)
-            sums = torch.zeros_like(D).index_add_(0, labels, batch)
-            counts = state["_counts"].add_(counts_b)
-            used = counts_b > 0
-            D[used] += (sums[used] - counts_b[used, None] * D[used]) / counts[
-                used, None
-            ]
-            return 0.5 * float(dist.sum())
-        Z = _encode(
-            batch,
-            D,
-            self.code,
-            self.alpha,
-            max_iter=_FIT_CODE_MAX_ITER if self.code == "sparse" else 10,
-            tol=_FIT_CODE_TOL,
-            fit=True,
-        )
-        objective = float(self._per_sample_objective(batch, Z, D).sum())
-        # Forgetting schedule of scikit-learn's MiniBatchDictionaryLearning.
-        step = state["n_steps_"] - 1
-        if step < m - 1:
-            theta = (step + 1) * m
-        else:
-            theta = m**2 + step + 1 - m
-        beta = (theta + 1 - m) / (theta + 1)
-        state["_A"].mul_(beta).add_(Z.T @ Z / m)
-        state["_B"].mul_(beta).add_(Z.T @ batch / m)
-        _update_dictionary(D, state["_A"], state["_B"], self.code, batch, rng)
-        return objective
-
-    def _orthogonal_step(self, batch, state):
-        """Merge a batch into the running mean and scatter (Chan et al.).
-
-        The top eigenvectors of the scatter matrix are then exactly the PCA
-        atoms of all samples seen so far.
-        """
-        n_old, n_new = state["n_samples_seen_"], batch.shape[0]
-        n_tot = n_old + n_new
-        mean_b = batch.mean(dim=0)
-        centred = batch - mean_b
-        delta = mean_b - state["mean_"]
-        state["_scatter"] += centred.T @ centred + torch.outer(delta, delta) * (
-            n_old * n_new / n_tot
-        )
-        state["mean_"] += delta * (n_new / n_tot)
-        state["n_samples_seen_"] = n_tot
-        state["n_steps_"] += 1
-        D = solvers.top_eigenvectors(state["_scatter"], self.n_components)
-        state["components_"] = D
-        state["objective_"] = _orthogonal_objective(state["_scatter"], D)
+    def _set_state(self, state, rng, device):
+        """Assign a fit's results at once (defaults for what it did not set)."""
+        values = {"mean_": None, "n_steps_": 0}
+        values.update(_to_numpy(state))
+        values["rng_state_"] = rng.get_state()
+        values["device_"] = device
+        for name in _FIT_STATE:
+            setattr(self, name, values[name])
 
 
 # ---------------------------------------------------------------- functions
 
 
-def _encode(Xc, D, code, alpha, *, Z0=None, max_iter, tol, fit=False):
-    """Codes of the (centred) rows of ``Xc`` for atoms ``D``."""
-    if code == "orthogonal":
-        return Xc @ D.T
-    if code == "onehot":
-        labels = solvers.nearest_atom(Xc, D)
-        return solvers.one_hot(labels, D.shape[0], Xc.dtype)
-    G = D @ D.T
-    B = Xc @ D.T
-    if code == "sparse" and alpha > 0:
-        # Exact codes by an active-set method (FISTA only as its fallback),
-        # trying the supports of Z0 (previous codes) first.
-        return solvers.lasso(B, G, alpha, guess=Z0, fallback_iter=max_iter, tol=tol)
-    if code == "sparse":
-        return solvers.fista(B, G, alpha, Z0=Z0, max_iter=max_iter, tol=tol)
-    if Z0 is None:
-        Z0 = torch.zeros_like(B)
-    # Non-negative least squares by exact coordinate descent. In fit one sweep
-    # per alternation (as NMF's "cd" solver); elsewhere to convergence per row.
-    if fit and max_iter == 1:
-        Z = solvers.hals_codes(B, G, Z0, n_sweeps=1)
+def _stream_start(D, stats):
+    """An online state before its first step."""
+    return {
+        "components_": D,
+        "inner_stats_": stats,
+        "n_iter_": 0,
+        "n_steps_": 0,
+        "n_samples_seen_": 0,
+    }
+
+
+def _forgetting_factor(step, batch_size):
+    """Weight of the running statistics before online step ``step`` (from 0).
+
+    The forgetting schedule of scikit-learn's MiniBatchDictionaryLearning.
+    """
+    m = batch_size
+    if step < m - 1:
+        theta = (step + 1) * m
     else:
-        Z = solvers.hals_codes(B, G, Z0, n_sweeps=max_iter, tol=tol)
-    return Z
+        theta = m**2 + step + 1 - m
+    return (theta + 1 - m) / (theta + 1)
 
 
-def _update_dictionary(D, A, B, code, X, rng):
-    """One projected block-coordinate sweep on the atoms (in place)."""
-
-    def resample(j):
-        # An atom no sample uses restarts at a random sample plus a little
-        # noise, as scikit-learn's dictionary update does.
-        row = X[int(rng.randint(X.shape[0]))]
-        scale = float(row.std()) if row.numel() > 1 else 0.0
-        noise = rng.normal(0.0, 0.01 * (scale or 1.0), size=row.shape[0])
-        return row + torch.as_tensor(noise, dtype=X.dtype, device=X.device)
-
-    if code == "sparse":
-        solvers.update_atoms(D, A, B, constraint="unit_ball", resample=resample)
-    else:
-        solvers.update_atoms(D, A, B, constraint="nonnegative")
+def _rng_from_state(state):
+    """A RandomState that continues the stream ``get_state`` returned."""
+    rng = np.random.RandomState()
+    rng.set_state(state)
+    return rng
 
 
 def _cluster_means(D, X, labels, dist):
@@ -809,43 +1033,6 @@ def _cluster_means(D, X, labels, dist):
         # As scikit-learn's KMeans: the samples farthest from their centres.
         far = torch.argsort(dist, descending=True, stable=True)[: empty.numel()]
         D[empty] = X[far]
-
-
-def _initial_dictionary(X, k, code, rng, init):
-    """Starting atoms (and codes where the code step warm-starts)."""
-    n_samples, n_features = X.shape
-    if code == "onehot":
-        return _kmeans_plusplus(X, k, rng), None
-    if code == "nonnegative":
-        if init == 0 and k <= min(n_samples, n_features):
-            Z, D = solvers.nndsvda(X, k)
-            return D, Z
-        # Random start scaled to the data, as NMF's init="random".
-        avg = math.sqrt(float(X.mean()) / k)
-        D = avg * np.abs(rng.standard_normal((k, n_features)))
-        Z = avg * np.abs(rng.standard_normal((n_samples, k)))
-        return (
-            torch.as_tensor(D, dtype=X.dtype, device=X.device),
-            torch.as_tensor(Z, dtype=X.dtype, device=X.device),
-        )
-    if init == 0:
-        # The start of scikit-learn's DictionaryLearning: the top singular
-        # directions scaled by their singular values (zero atoms past the rank
-        # are resampled from the data by the first atom update).
-        _, S, Vt = torch.linalg.svd(X, full_matrices=False)
-        D = torch.zeros(k, n_features, dtype=X.dtype, device=X.device)
-        r = min(k, S.shape[0])
-        D[:r] = solvers.flip_signs(Vt[:r]) * S[:r, None]
-        return D, None
-    # Other restarts: atoms at randomly drawn samples, normalised.
-    idx = rng.choice(n_samples, size=k, replace=n_samples < k)
-    D = X[torch.as_tensor(idx, device=X.device)].clone()
-    noise = rng.standard_normal((k, n_features)) * 1e-2 * (float(X.std()) or 1.0)
-    D += torch.as_tensor(noise, dtype=X.dtype, device=X.device)
-    D /= torch.linalg.vector_norm(D, dim=1, keepdim=True).clamp_min(
-        torch.finfo(X.dtype).tiny
-    )
-    return D, None
 
 
 def _kmeans_plusplus(X, k, rng):
@@ -916,11 +1103,13 @@ def _orthogonal_objective(scatter, D):
     return 0.5 * float(torch.trace(scatter) - torch.trace(D @ scatter @ D.T))
 
 
-def _to_numpy_state(state):
-    return {
-        key: value.cpu().numpy() if isinstance(value, torch.Tensor) else value
-        for key, value in state.items()
-    }
+def _to_numpy(value):
+    """Tensors, also inside dicts, as numpy arrays (the fitted attributes' type)."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu().numpy()
+    if isinstance(value, dict):
+        return {key: _to_numpy(item) for key, item in value.items()}
+    return value
 
 
 def _warn_not_converged(max_iter):
@@ -944,7 +1133,8 @@ class _restore_on_error:
         self.estimator = estimator
 
     def __enter__(self):
-        # Shallow copy: fits replace attributes, they never mutate them.
+        # Shallow copy: fits replace attributes (inner_stats_ too, as a new
+        # dict), they never mutate them.
         self.saved = dict(self.estimator.__dict__)
         return self
 

@@ -38,7 +38,7 @@ def _row_done(Z_new, Z_old, tol):
     return change <= tol * scale
 
 
-def fista(B, G, alpha, *, Z0=None, positive=False, max_iter=200, tol=1e-6):
+def fista(B, G, alpha, *, Z0=None, max_iter=200, tol=1e-6):
     """Solve ``min_z 0.5 ||x - z D||^2 + alpha ||z||_1`` for every row at once.
 
     Accelerated proximal gradient (FISTA) with per-row adaptive restart
@@ -53,11 +53,9 @@ def fista(B, G, alpha, *, Z0=None, positive=False, max_iter=200, tol=1e-6):
     G : tensor of shape (n_components, n_components)
         Gram matrix ``D @ D.T``.
     alpha : float
-        L1 penalty (0 gives least squares, or NNLS with ``positive``).
+        L1 penalty (0 gives least squares).
     Z0 : tensor of shape (n_samples, n_components), default=None
         Warm start; zeros when None.
-    positive : bool, default=False
-        Constrain the codes to be non-negative.
     max_iter : int, default=200
         Iterations per row.
     tol : float, default=1e-6
@@ -76,17 +74,11 @@ def fista(B, G, alpha, *, Z0=None, positive=False, max_iter=200, tol=1e-6):
     lipschitz = torch.linalg.eigvalsh(G)[-1].clamp_min(torch.finfo(G.dtype).tiny)
     step = 1.0 / lipschitz
     threshold = alpha * step
-
-    def prox(V):
-        if positive:
-            return torch.clamp(V - threshold, min=0)
-        return soft_threshold(V, threshold)
-
     active = torch.arange(n_samples, device=B.device)
     Z_act, Y, B_act = Z, Z.clone(), B
     t = torch.ones(n_samples, 1, dtype=B.dtype, device=B.device)
     for _ in range(max_iter):
-        Z_new = prox(Y - step * (Y @ G - B_act))
+        Z_new = soft_threshold(Y - step * (Y @ G - B_act), threshold)
         done = _row_done(Z_new, Z_act, tol)
         # Restart momentum on rows whose step went uphill (gradient test).
         uphill = ((Y - Z_new) * (Z_new - Z_act)).sum(dim=1, keepdim=True) > 0
@@ -346,15 +338,17 @@ def lasso(B, G, alpha, *, guess=None, max_rounds=None, fallback_iter=1000, tol=1
     return Z
 
 
-def hals_codes(B, G, Z0, *, alpha=0.0, n_sweeps=1, tol=None):
+def hals_codes(B, G, Z0, *, n_sweeps=1, tol=None):
     """Non-negative codes by exact coordinate descent (HALS), rows batched.
 
-    One sweep updates each column ``j`` in turn to its exact minimiser,
-    ``z_j <- max(0, z_j + (b_j - z G_j - alpha) / G_jj)``, the scheme of
+    Solves ``min_{z >= 0} 0.5 ||x - z D||^2`` from ``Z0``. One sweep updates
+    each column ``j`` in turn to its exact minimiser,
+    ``z_j <- max(0, z_j + (b_j - z G_j) / G_jj)``, the scheme of
     scikit-learn's ``NMF(solver="cd")``.
 
-    With ``tol`` set, sweeps continue (up to ``n_sweeps``) per row until
-    :func:`_row_done` holds, and converged rows drop out.
+    Without ``tol``, exactly ``n_sweeps`` sweeps. With ``tol`` set, sweeps
+    continue (up to ``n_sweeps``) per row until :func:`_row_done` holds, and
+    converged rows drop out.
     """
     Z = Z0.clone()
     n_samples, n_components = Z.shape
@@ -370,7 +364,7 @@ def hals_codes(B, G, Z0, *, alpha=0.0, n_sweeps=1, tol=None):
             if G[j, j] <= 0:
                 Z_act[:, j] = 0
                 continue
-            grad = Z_act @ G[:, j] - B_act[:, j] + alpha
+            grad = Z_act @ G[:, j] - B_act[:, j]
             Z_act[:, j] = torch.clamp(Z_act[:, j] - grad / diag[j], min=0)
         if tol is None:
             continue
@@ -414,29 +408,22 @@ def update_atoms(D, A, B, *, constraint, resample=None):
     ``d_j <- d_j + (b_j - A_j D) / A_jj``, then projects on the constraint:
 
     - ``"unit_ball"``: ``||d_j|| <= 1`` (sparse coding, as in Mairal et al.),
-    - ``"nonnegative"``: ``d_j >= 0`` (HALS for NMF),
-    - ``"none"``: for one-hot codes ``A`` is diagonal and this is the mean of
-      each cluster (Lloyd's update).
+    - ``"nonnegative"``: ``d_j >= 0`` (HALS for NMF).
 
     ``resample(j)`` returns a replacement for an atom no sample uses; without
     it such an atom is left as is.
-
-    Returns the number of resampled atoms.
     """
-    n_resampled = 0
     for j in range(D.shape[0]):
         if A[j, j] > _UNUSED_ATOM:
             D[j] += (B[j] - A[j] @ D) / A[j, j]
         elif resample is not None:
             D[j] = resample(j)
-            n_resampled += 1
         else:
             continue
         if constraint == "nonnegative":
             D[j].clamp_(min=0)
         elif constraint == "unit_ball":
             D[j] /= torch.linalg.vector_norm(D[j]).clamp_min(1.0)
-    return n_resampled
 
 
 def top_right_singular_vectors(X, n_components):
@@ -445,9 +432,8 @@ def top_right_singular_vectors(X, n_components):
     This is the closed-form fixed point of the orthogonal alternation
     (``Z = X D.T``; ``D = polar(Z.T X)``): the dominant subspace, i.e. PCA.
     """
-    _, S, Vt = torch.linalg.svd(X, full_matrices=False)
-    D = Vt[:n_components]
-    return flip_signs(D), S[:n_components]
+    _, _, Vt = torch.linalg.svd(X, full_matrices=False)
+    return flip_signs(Vt[:n_components])
 
 
 def top_eigenvectors(scatter, n_components):

@@ -144,7 +144,7 @@ def save(estimator, path):
     )
 
 
-def load(path, device=None):
+def load(path, device=None, *, classes=()):
     """Load an estimator written by :func:`save`, executing no code from the file.
 
     Parameters
@@ -154,6 +154,10 @@ def load(path, device=None):
     device : str, torch.device or None, default=None
         Where to put the model. None keeps the saved device when it exists on
         this machine and falls back to the CPU otherwise.
+    classes : sequence of classes, default=()
+        Estimator classes of your own (e.g. a subclass of an skae estimator)
+        that the file may name, besides skae's. The file only names a class:
+        it is looked up in skae's estimators and these, never imported.
 
     Returns
     -------
@@ -178,11 +182,14 @@ def load(path, device=None):
             f"(written by skae {payload.get('skae_version')}); this skae reads "
             f"version {FORMAT_VERSION}. Load it with a matching skae release."
         )
-    classes = dict(all_estimators())
-    if payload["class"] not in classes:
-        raise ValueError(f"{path} holds an unknown estimator {payload['class']!r}.")
+    known = {**dict(all_estimators()), **{cls.__name__: cls for cls in classes}}
+    if payload["class"] not in known:
+        raise ValueError(
+            f"{path} holds an unknown estimator {payload['class']!r}; pass your own "
+            "estimator classes with load(path, classes=[...])."
+        )
     tensors = payload["tensors"]
-    estimator = classes[payload["class"]](
+    estimator = known[payload["class"]](
         **_decode(json.loads(payload["params"]), tensors)
     )
     for name, value in json.loads(payload["attributes"]).items():

@@ -273,7 +273,8 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         **BaseAutoencoder._parameter_constraints,
         **MLP_PARAMETER_CONSTRAINTS,
         **PRETRAINING_PARAMETER_CONSTRAINTS,
-        "sparsity": [StrOptions(set(SPARSITY_KINDS))],
+        # A live view: a kind added to the table is a valid value at once.
+        "sparsity": [StrOptions(SPARSITY_KINDS.keys())],
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
         "sparsity_weight": [Interval(Real, 0, None, closed="left"), None],
         "k": [Interval(Integral, 1, None, closed="left"), None],

@@ -1,6 +1,9 @@
 """Tests for skae._dictionary.DictionaryLearner."""
 
+import copy
+import inspect
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -16,8 +19,9 @@ from sklearn.decomposition import (
     sparse_encode,
 )
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import skae
+from skae import _dictionary
 from skae._dictionary import DictionaryLearner
 
 CODES = ["sparse", "nonnegative", "onehot", "orthogonal"]
@@ -50,17 +54,56 @@ def _lasso_objective(X, D, alpha):
     return 0.5 * np.sum((X - Z @ D) ** 2) + alpha * np.abs(Z).sum()
 
 
+def _assert_same(actual, expected, tol=0.0, where="model"):
+    """Fitted attributes equal, containers item by item.
+
+    With ``tol``, arrays and floats agree to ``tol`` (relative or absolute):
+    on CUDA, atomic sums may round differently from one run to the next.
+    """
+    if isinstance(expected, dict):
+        assert actual.keys() == expected.keys(), where
+        for key in expected:
+            _assert_same(actual[key], expected[key], tol, f"{where}.{key}")
+    elif isinstance(expected, (tuple, list)):
+        assert type(actual) is type(expected) and len(actual) == len(expected), where
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            _assert_same(a, e, tol, f"{where}[{i}]")
+    elif isinstance(expected, np.ndarray):
+        assert actual.dtype == expected.dtype, where
+        if tol:
+            np.testing.assert_allclose(
+                actual, expected, rtol=tol, atol=tol, err_msg=where
+            )
+        else:
+            assert np.array_equal(actual, expected), where
+    elif tol and isinstance(expected, float):
+        assert actual == pytest.approx(expected, rel=tol, abs=tol), where
+    else:
+        assert actual == expected, where
+
+
+def _stream(X, code, start):
+    """A model that has seen ``X[:150]``, by ``start``, where atoms get resampled.
+
+    At ``alpha=5`` some sparse atoms go unused at every step that continues
+    these streams, so continuing draws random numbers (atom resampling).
+    """
+    model = DictionaryLearner(8, code=code, alpha=5.0, max_iter=5, random_state=0)
+    if start == "partial_fit":
+        for begin in range(0, 150, 50):
+            model.partial_fit(X[begin : begin + 50])
+    elif start == "fit":
+        model.fit(X[:150])
+    else:
+        model.set_params(batch_size=50).fit(X[:150])
+    return model
+
+
 # ----------------------------------------------------------- scikit-learn API
 
 
-@parametrize_with_checks(
-    [
-        DictionaryLearner(n_components=2, code=code, max_iter=20, random_state=0)
-        for code in CODES
-    ]
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+# scikit-learn's common checks run in tests/test_common.py, with the
+# configurations of tests/_instances.py (one per code type).
 
 
 @pytest.mark.parametrize(
@@ -273,6 +316,91 @@ def test_partial_fit_after_full_fit_keeps_dictionary_shape(digits):
     model.partial_fit(X[500:600])
     assert model.n_steps_ == 1
     assert model.components_.shape == (6, 64)
+
+
+# ----------------------------------- streams: saving, random stream, rollback
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("start", ["partial_fit", "fit", "minibatch fit"])
+@pytest.mark.parametrize("code", CODES)
+def test_saved_stream_continues_exactly(digits, code, start, tmp_path):
+    X = digits / 16.0
+    model = _stream(X, code, start)
+    skae.save(model, tmp_path / "model.skae")
+    copies = {
+        "skae.load": skae.load(tmp_path / "model.skae"),
+        "pickle": pickle.loads(pickle.dumps(model)),
+    }
+    for begin in (150, 200):
+        model.partial_fit(X[begin : begin + 50])
+        for other in copies.values():
+            other.partial_fit(X[begin : begin + 50])
+    for how, other in copies.items():
+        _assert_same(vars(other), vars(model), tol=1e-12, where=how)
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_fitted_state_is_public_and_documented(digits, code):
+    # skae.save keeps public attributes only: the whole persistence contract.
+    X = digits[:200] / 16.0
+    model = DictionaryLearner(4, code=code, random_state=0).fit(X)
+    model.partial_fit(X[:50])
+    fitted = set(vars(model)) - set(model.get_params())
+    assert not [name for name in fitted if name.startswith("_")]
+    documented = re.findall(r"^(\w+_) :", inspect.getdoc(DictionaryLearner), re.M)
+    assert fitted <= set(documented)
+
+
+def test_partial_fit_continues_one_random_stream(digits, tmp_path):
+    # Above alpha_max = max |x.d| every code is zero, so each step resamples
+    # every atom from the batch: a step's atoms are its random draws.
+    X = digits[:50] / 16.0
+    model = DictionaryLearner(4, alpha=1e3, random_state=0).partial_fit(X)
+    first = model.components_.copy()
+    skae.save(model, tmp_path / "model.skae")
+    unpickled = pickle.loads(pickle.dumps(model))
+    model.partial_fit(X)
+    # The int seed does not restart at every call: new draws on the same batch.
+    assert not np.allclose(model.components_, first)
+    for other in (skae.load(tmp_path / "model.skae"), unpickled):
+        np.testing.assert_array_equal(
+            other.partial_fit(X).components_, model.components_
+        )
+    # The first call draws from random_state as it always did.
+    again = DictionaryLearner(4, alpha=1e3, random_state=0).partial_fit(X)
+    np.testing.assert_array_equal(again.components_, first)
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_failed_calls_leave_the_stream_unchanged(digits, code, monkeypatch):
+    X = digits / 16.0
+    model = _stream(X, code, "partial_fit")
+    reference = pickle.loads(pickle.dumps(model))
+    before = copy.deepcopy(vars(model))
+    bad = X[150:200].copy()
+    bad[-1, -1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.partial_fit(bad)
+    _assert_same(vars(model), before)
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(bad)
+    _assert_same(vars(model), before)
+
+    # A failure at the very end of a step, after it updated its atoms and
+    # running statistics in place.
+    def interrupted(state):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(_dictionary, "_to_numpy", interrupted)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.partial_fit(X[150:200])
+    monkeypatch.undo()
+    _assert_same(vars(model), before)
+    # The stream goes on as if the failed calls had never happened.
+    model.partial_fit(X[150:200])
+    reference.partial_fit(X[150:200])
+    _assert_same(vars(model), vars(reference), tol=1e-12)
 
 
 def test_transform_rows_independent_of_batch(digits):

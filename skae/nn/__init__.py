@@ -1,4 +1,9 @@
-"""Torch modules used by skae's estimators: no losses, no training loops."""
+"""Torch modules used by skae's estimators: no losses, no training loops.
+
+Every estimator's module follows :class:`AutoencoderModule` (``encode``,
+``decode``, ``encoder``, ``decoder``): the extension point for new
+architectures.
+"""
 
 from skae.nn._mlp import (
     ACTIVATIONS,
@@ -7,10 +12,12 @@ from skae.nn._mlp import (
     make_mlp,
     output_activation,
 )
+from skae.nn._protocol import AutoencoderModule
 from skae.nn._vae import GaussianEncoder, VAEModule
 
 __all__ = [
     "ACTIVATIONS",
+    "AutoencoderModule",
     "GaussianEncoder",
     "MLPAutoencoder",
     "linear_layers",
