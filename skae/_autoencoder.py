@@ -39,16 +39,17 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
         mirrors them. ``()`` gives a single linear map each way.
     activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
             default="relu"
-        Activation of the hidden layers. The code layer is linear.
+        Activation of the hidden layers (not of the code layer).
     loss : {"auto", "mse", "bce"}, default="auto"
         Reconstruction loss. ``"auto"`` uses ``"bce"`` when all training values
         lie in [0, 1] (e.g. pixel intensities) and ``"mse"`` otherwise. The
         resolved value is stored in ``loss_``.
     scaling : {"auto", "standard", "minmax", "none"}, default="auto"
-        Internal input scaling. ``"auto"``: standardize for MSE, min-max to
-        [0, 1] for BCE (no change when the data already lie in [0, 1]).
+        Internal input scaling. ``"auto"``: standardize for MSE (a Gaussian
+        likelihood), min-max to [0, 1] for BCE (a Bernoulli likelihood; no
+        change when the data already lie in [0, 1]).
     alpha : float, default=1e-5
-        L2 penalty on the weights (biases are not penalized).
+        L2 penalty on the weight matrices (biases are not penalized).
     learning_rate : float, default=1e-3
         Adam step size.
     batch_size : int or "auto", default="auto"
@@ -58,11 +59,12 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
     shuffle : bool, default=True
         Reshuffle the samples each epoch.
     tol : float, default=1e-4
-        Minimum loss improvement; training stops after ``n_iter_no_change``
-        epochs without such an improvement.
+        Minimum improvement of the monitored loss; training stops after
+        ``n_iter_no_change`` epochs without one.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data, monitor its loss to stop,
-        and keep the weights with the best validation loss.
+        Hold out ``validation_fraction`` of the data, monitor its loss (the
+        training objective, on uncorrupted inputs) to stop, and keep the weights
+        with the best validation loss.
     validation_fraction : float, default=0.1
         Share of the data held out when ``early_stopping=True``.
     n_iter_no_change : int, default=10
@@ -73,10 +75,13 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
         ``"layerwise"``: greedy layer-wise pretraining of the stacked
         autoencoder (each encoder layer and its mirrored decoder layer trained
         as a shallow autoencoder of the previous layer's codes, for up to
-        ``max_iter`` epochs each), then end-to-end fine-tuning.
+        ``max_iter`` epochs each), then end-to-end fine-tuning. Only matters
+        with hidden layers.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialization, shuffling and dropout. With an int, CPU
-        results are reproducible. The global RNGs are left untouched.
+        Seeds every random draw: weight initialization, shuffling, dropout and
+        the model's own noise while training, and random draws at inference.
+        With an int, results are reproducible; the global RNGs are left
+        untouched.
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU.
     verbose : int, default=0

@@ -904,6 +904,35 @@ class DictionaryLearner(
             objective = self._code_type().objective(Xt - self._mean(Xt), Z, D)
         return _finite(-objective.cpu().numpy(), "scores")
 
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples`: higher is better.
+
+        Lets ``GridSearchCV`` compare dictionaries with no ``scoring``, as
+        :meth:`sklearn.decomposition.PCA.score` does.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Mean negative objective per sample.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skae import DictionaryLearner
+        >>> X = np.random.RandomState(0).rand(40, 5)
+        >>> dl = DictionaryLearner(n_components=3, code="orthogonal").fit(X)
+        >>> bool(dl.score(X) == dl.score_samples(X).mean())
+        True
+        """
+        return float(np.mean(self.score_samples(X)))
+
     @property
     def _n_features_out(self):
         """Number of transformed output features."""

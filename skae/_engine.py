@@ -216,7 +216,7 @@ def build_net(
     """Create and initialize a :class:`FastNet` around ``module`` and ``objective``.
 
     Adam with the L2 penalty (``weight_decay``) on weight matrices only, as in
-    the notes' weight penalty :math:`\\frac{\\lambda}{2}\\sum w^2`; biases are not
+    the weight penalty :math:`\\frac{\\lambda}{2}\\sum w^2`; biases are not
     penalised.
     """
     callbacks = [

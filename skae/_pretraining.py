@@ -1,8 +1,8 @@
 """Greedy layer-wise pretraining of stacked (deep) autoencoders.
 
-The lecture notes' recipe for stacked autoencoders: train a shallow
-autoencoder on the input, then another one on the codes of the first, and so
-on; stack the encoders (and, mirrored, the decoders); then fine-tune the whole
+The recipe for stacked autoencoders (Bengio et al., 2007; Vincent et al.,
+2010): train a shallow autoencoder on the input, then another one on the codes
+of the first, and so on; stack the encoders (and, mirrored, the decoders); then fine-tune the whole
 network end to end. Here the shallow autoencoder of level ``i`` is made of the
 ``i``-th block of the estimator's encoder and the mirrored block of its
 decoder, so pretraining writes directly into the estimator's ``module_`` and

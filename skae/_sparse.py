@@ -145,7 +145,8 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         How sparsity is imposed (see above).
     sparsity_target : float, default=0.05
         Target mean activation :math:`\rho` of each unit for ``"kl"``; must
-        lie in (0, 1). The notes recommend 0.01 to 0.05 (up to 0.1).
+        lie in (0, 1); 0.01 to 0.1 is usual. :math:`\hat\rho_j` is the mean
+        over one mini-batch, so ``batch_size`` should hold many samples.
     sparsity_weight : float, default=None
         Penalty weight :math:`\beta`: 0.1 for ``"kl"`` and 0.02 for ``"l1"``
         when None; not used by ``"topk"``.
@@ -158,36 +159,41 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         (``"l1"`` and ``"topk"`` only).
     pretraining : {"layerwise"} or None, default=None
         ``"layerwise"``: greedy layer-wise pretraining of the stacked
-        autoencoder (each level a shallow autoencoder of the previous level's
-        codes) before the end-to-end training, which is then fine-tuning.
-        Only matters with hidden layers.
+        autoencoder (each encoder layer and its mirrored decoder layer trained
+        as a shallow autoencoder of the previous layer's codes, for up to
+        ``max_iter`` epochs each), then end-to-end fine-tuning. Only matters
+        with hidden layers.
     hidden_layer_sizes : array-like of int, default=()
         Widths of the encoder's hidden layers, input side first; the decoder
         mirrors them. ``()`` is the classic single-layer sparse autoencoder.
     activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
             default="relu"
-        Activation of the hidden layers (the code activation is set by
-        ``sparsity``).
+        Activation of the hidden layers (not of the code layer).
     loss : {"auto", "mse", "bce"}, default="auto"
-        Reconstruction loss; ``"auto"`` is ``"bce"`` for data in [0, 1].
+        Reconstruction loss. ``"auto"`` uses ``"bce"`` when all training values
+        lie in [0, 1] (e.g. pixel intensities) and ``"mse"`` otherwise. The
+        resolved value is stored in ``loss_``.
     scaling : {"auto", "standard", "minmax", "none"}, default="auto"
-        Internal input scaling (standardize for MSE, [0, 1] for BCE).
+        Internal input scaling. ``"auto"``: standardize for MSE (a Gaussian
+        likelihood), min-max to [0, 1] for BCE (a Bernoulli likelihood; no
+        change when the data already lie in [0, 1]).
     alpha : float, default=1e-5
-        L2 penalty on the weights.
+        L2 penalty on the weight matrices (biases are not penalized).
     learning_rate : float, default=1e-3
         Adam step size.
     batch_size : int or "auto", default="auto"
-        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``. The KL
-        penalty's :math:`\hat\rho_j` is a mean over one mini-batch.
+        Mini-batch size; ``"auto"`` is ``min(200, n_samples)``.
     max_iter : int, default=200
-        Maximum number of epochs (per level when pretraining).
+        Maximum number of epochs.
     shuffle : bool, default=True
         Reshuffle the samples each epoch.
     tol : float, default=1e-4
-        Minimum loss improvement for the stopping rule.
+        Minimum improvement of the monitored loss; training stops after
+        ``n_iter_no_change`` epochs without one.
     early_stopping : bool, default=False
-        Monitor a held-out ``validation_fraction`` to stop and keep the best
-        weights.
+        Hold out ``validation_fraction`` of the data, monitor its loss (the
+        training objective, on uncorrupted inputs) to stop, and keep the weights
+        with the best validation loss.
     validation_fraction : float, default=0.1
         Share of the data held out when ``early_stopping=True``.
     n_iter_no_change : int, default=10
@@ -195,11 +201,14 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     dropout : float, default=0.0
         Dropout probability on hidden layers during training.
     random_state : int, RandomState instance or None, default=None
-        Seeds initialization, shuffling, dropout and resampling.
+        Seeds every random draw: weight initialization, shuffling, dropout and
+        the model's own noise while training, and random draws at inference.
+        With an int, results are reproducible; the global RNGs are left
+        untouched.
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU.
     verbose : int, default=0
-        Show a progress bar when positive.
+        Show a progress bar with the loss per epoch when positive.
 
     Attributes
     ----------
@@ -251,7 +260,8 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
 
     References
     ----------
-    A. Ng, "Sparse autoencoder", CS294A lecture notes, 2011.
+    H. Lee, C. Ekanadham and A. Ng, "Sparse deep belief net model for visual
+    area V2", NIPS 2007 (the KL target-activation penalty).
     A. Makhzani and B. Frey, "k-Sparse Autoencoders", ICLR 2014.
     T. Bricken et al., "Towards Monosemanticity", Anthropic, 2023.
 

@@ -169,13 +169,13 @@ class VAE(MLPMixin, BaseAutoencoder):
         the importance-weighted bound :math:`\mathcal L_K`.
     activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
             default="relu"
-        Activation of the hidden layers.
+        Activation of the hidden layers (not of the code layer).
     scaling : {"auto", "standard", "minmax", "none"}, default="auto"
-        Internal input scaling: ``"auto"`` standardizes for the Gaussian
-        likelihood and min-max scales to [0, 1] for the Bernoulli one (no change
-        when the data already lie in [0, 1]).
+        Internal input scaling. ``"auto"``: standardize for MSE (a Gaussian
+        likelihood), min-max to [0, 1] for BCE (a Bernoulli likelihood; no
+        change when the data already lie in [0, 1]).
     alpha : float, default=0.0
-        L2 penalty on the weights (biases are not penalized).
+        L2 penalty on the weight matrices (biases are not penalized).
     learning_rate : float, default=1e-3
         Adam step size.
     batch_size : int or "auto", default="auto"
@@ -185,11 +185,12 @@ class VAE(MLPMixin, BaseAutoencoder):
     shuffle : bool, default=True
         Reshuffle the samples each epoch.
     tol : float, default=1e-4
-        Minimum improvement of the training objective (nats per sample);
-        training stops after ``n_iter_no_change`` epochs without one.
+        Minimum improvement of the monitored loss; training stops after
+        ``n_iter_no_change`` epochs without one.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data, monitor its objective to
-        stop, and keep the weights with the best validation objective.
+        Hold out ``validation_fraction`` of the data, monitor its loss (the
+        training objective, on uncorrupted inputs) to stop, and keep the weights
+        with the best validation loss.
     validation_fraction : float, default=0.1
         Share of the data held out when ``early_stopping=True``.
     n_iter_no_change : int, default=10
@@ -197,10 +198,10 @@ class VAE(MLPMixin, BaseAutoencoder):
     dropout : float, default=0.0
         Dropout probability on hidden layers during training.
     random_state : int, RandomState instance or None, default=None
-        Seeds initialization, shuffling and the training noise, and the
-        posterior draws of ``score_samples`` and the prior draws of ``sample``
-        (with an int, repeated calls give identical results). The global RNGs
-        are left untouched.
+        Seeds every random draw: weight initialization, shuffling, dropout and
+        the model's own noise while training, and random draws at inference.
+        With an int, results are reproducible; the global RNGs are left
+        untouched.
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU.
     verbose : int, default=0

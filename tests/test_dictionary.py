@@ -457,3 +457,15 @@ def test_values_too_large_for_float32_give_clear_errors():
         assert np.all(np.isfinite(fitted.transform(X)))
     except ValueError as exc:
         assert "non-finite" in str(exc)
+
+
+def test_score_is_the_mean_score_and_drives_grid_search(digits):
+    from sklearn.model_selection import GridSearchCV
+
+    X = digits[:300]
+    dl = DictionaryLearner(n_components=4, code="orthogonal").fit(X)
+    assert dl.score(X) == pytest.approx(dl.score_samples(X).mean())
+    search = GridSearchCV(
+        DictionaryLearner(code="orthogonal"), {"n_components": [2, 8]}, cv=2
+    ).fit(X)
+    assert search.best_params_ == {"n_components": 8}

@@ -1,0 +1,42 @@
+"""Shared parameters are documented the same way in every estimator.
+
+scikit-learn's ``assert_docstring_consistency`` compares the numpydoc entries
+(type, default and description) of the parameters that the autoencoders share.
+Parameters whose defaults differ by design (the code size, the network, VAE's
+weight penalty) are compared where they agree.
+"""
+
+import inspect
+
+from sklearn.utils._testing import assert_docstring_consistency
+
+from skae import (
+    VAE,
+    AutoencoderTransformer,
+    ContractiveAE,
+    DenoisingAE,
+    SparseAE,
+)
+
+AUTOENCODERS = [AutoencoderTransformer, SparseAE, DenoisingAE, ContractiveAE, VAE]
+#: Defaults chosen per model: n_components and hidden_layer_sizes everywhere.
+PER_MODEL_DEFAULTS = ["n_components", "hidden_layer_sizes"]
+
+
+def _shared(classes):
+    params = [set(inspect.signature(cls).parameters) for cls in classes]
+    return sorted(set.intersection(*params))
+
+
+def test_parameters_shared_by_all_autoencoders():
+    params = [p for p in _shared(AUTOENCODERS) if p not in PER_MODEL_DEFAULTS]
+    params.remove("alpha")  # the VAE's default is 0.0 (the ELBO has its prior)
+    assert len(params) >= 12
+    assert_docstring_consistency(AUTOENCODERS, include_params=params)
+
+
+def test_parameters_shared_by_the_deterministic_autoencoders():
+    classes = AUTOENCODERS[:4]
+    params = [p for p in _shared(classes) if p not in PER_MODEL_DEFAULTS]
+    assert {"alpha", "loss", "pretraining"} <= set(params)
+    assert_docstring_consistency(classes, include_params=params)
