@@ -56,7 +56,8 @@ def kl_sparsity_penalty(code, rho):
     The code must lie in (0, 1) (sigmoid units). Its gradient with respect to
     the pre-activation :math:`s_j^{(q)}` of sample :math:`q` is
     :math:`\\frac1m \\big(-\\frac{\\rho}{\\hat\\rho_j} + \\frac{1 - \\rho}{1 -
-    \\hat\\rho_j}\\big) f'(s_j^{(q)})`, the standard backpropagation derivation (Lee et al., 2007).
+    \\hat\\rho_j}\\big) f'(s_j^{(q)})` (backpropagation through the batch
+    mean, as in Lee et al., 2007).
 
     Examples
     --------

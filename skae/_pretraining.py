@@ -2,11 +2,11 @@
 
 The recipe for stacked autoencoders (Bengio et al., 2007; Vincent et al.,
 2010): train a shallow autoencoder on the input, then another one on the codes
-of the first, and so on; stack the encoders (and, mirrored, the decoders); then fine-tune the whole
-network end to end. Here the shallow autoencoder of level ``i`` is made of the
-``i``-th block of the estimator's encoder and the mirrored block of its
-decoder, so pretraining writes directly into the estimator's ``module_`` and
-the usual training is the fine-tuning.
+of the first, and so on; stack the encoders (and, mirrored, the decoders); then
+fine-tune the whole network end to end. Here the shallow autoencoder of level
+``i`` is made of the ``i``-th block of the estimator's encoder and the mirrored
+block of its decoder, so pretraining writes directly into the estimator's
+``module_`` and the usual training is the fine-tuning.
 
 Nothing here touches an estimator: :class:`skae._phases.LayerwisePretraining`
 calls :func:`pretrain_layerwise` with the module, the training rows and a net
