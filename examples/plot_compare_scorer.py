@@ -21,6 +21,7 @@ which cross-validates a list of models and returns a table that
 # :func:`~skae.metrics.reconstruction_error` takes any fitted transformer with
 # ``inverse_transform``, a KMeans, or a pipeline ending in one of them. For a
 # pipeline, the error is measured after undoing the scaling: in pixel units.
+import os
 import warnings
 
 import matplotlib.pyplot as plt
@@ -36,8 +37,15 @@ from skae import AutoencoderTransformer
 from skae.metrics import neg_reconstruction_error, reconstruction_error
 from skae.model_selection import compare_reconstruction, plot_comparison
 
+# SKAE_EXAMPLES_TINY=1 shrinks the run to seconds, so that CI can execute it.
+TINY = os.environ.get("SKAE_EXAMPLES_TINY") == "1"
+N_ROWS = 300 if TINY else 1797  # all of load_digits
+SEARCH_EPOCHS, COMPARE_EPOCHS = (2, 2) if TINY else (30, 60)
+SIZES = (2, 4) if TINY else (2, 4, 8)
+
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 X, y = load_digits(return_X_y=True)
+X, y = X[:N_ROWS], y[:N_ROWS]
 X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
 
 for model in [
@@ -56,7 +64,9 @@ for model in [
 # search over ``n_components`` alone picks the largest; tune other parameters
 # at a fixed size instead, here the autoencoder's L2 penalty.
 search = GridSearchCV(
-    AutoencoderTransformer(n_components=4, scaling="none", max_iter=30, random_state=0),
+    AutoencoderTransformer(
+        n_components=4, scaling="none", max_iter=SEARCH_EPOCHS, random_state=0
+    ),
     {"alpha": [1e-5, 1e-2]},
     scoring=neg_reconstruction_error,
     cv=KFold(2, shuffle=True, random_state=0),
@@ -71,16 +81,15 @@ print("held-out MSE per setting:", (-search.cv_results_["mean_test_score"]).roun
 # of an ``SVC`` trained on the codes (the same as ``Pipeline([model, SVC()])``)
 # and the fit and transform times. The autoencoder is trained on the raw
 # pixels with ``scaling="none"``, so it minimizes exactly the error measured.
-sizes = (2, 4, 8)
 models = {
-    "PCA": [PCA(n_components=k) for k in sizes],
-    "NMF": [NMF(n_components=k, init="nndsvda", max_iter=400) for k in sizes],
-    "KMeans": [KMeans(n_clusters=k, n_init=4, random_state=0) for k in sizes],
+    "PCA": [PCA(n_components=k) for k in SIZES],
+    "NMF": [NMF(n_components=k, init="nndsvda", max_iter=400) for k in SIZES],
+    "KMeans": [KMeans(n_clusters=k, n_init=4, random_state=0) for k in SIZES],
     "Autoencoder": [
         AutoencoderTransformer(
-            n_components=k, scaling="none", max_iter=60, random_state=0
+            n_components=k, scaling="none", max_iter=COMPARE_EPOCHS, random_state=0
         )
-        for k in sizes
+        for k in SIZES
     ],
 }
 df = compare_reconstruction(models, X, y, cv=KFold(3, shuffle=True, random_state=0))

@@ -13,11 +13,17 @@ missing pixels included.
 # %%
 # Train both models on clean digits
 # ---------------------------------
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
 
 from skae import AutoencoderTransformer, DenoisingAE
+
+# SKAE_EXAMPLES_TINY=1 shrinks the run to seconds, so that CI can execute it.
+TINY = os.environ.get("SKAE_EXAMPLES_TINY") == "1"
+EPOCHS = 2 if TINY else 30
 
 X, _ = load_digits(return_X_y=True)
 X = X / 16.0
@@ -27,7 +33,7 @@ common = dict(
     n_components=128,
     hidden_layer_sizes=(),
     learning_rate=1e-2,
-    max_iter=30,
+    max_iter=EPOCHS,
     random_state=0,
 )
 dae = DenoisingAE(noise="masking", noise_level=0.3, **common).fit(X_train)

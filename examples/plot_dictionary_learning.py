@@ -18,6 +18,7 @@ over the dictionary learned on the clean left half.
 # Each 8x8 patch is a 64-dimensional sample. Removing each patch's mean (its
 # brightness) leaves the structure that the atoms should explain.
 import copy
+import os
 import time
 
 import matplotlib
@@ -34,6 +35,11 @@ from sklearn.feature_extraction.image import (
 
 from skae import DictionaryLearner
 
+# SKAE_EXAMPLES_TINY=1 shrinks the run to seconds, so that CI can execute it.
+TINY = os.environ.get("SKAE_EXAMPLES_TINY") == "1"
+N_PATCHES = 1000 if TINY else 10000
+EPOCHS = 1 if TINY else 10
+
 rng = np.random.RandomState(0)
 image = load_sample_image("china.jpg").mean(axis=2) / 255.0
 image = image[::2, ::2]  # 214 x 320, keeps the example fast
@@ -41,7 +47,7 @@ height, width = image.shape
 patch_size = (8, 8)
 
 left = image[:, : width // 2]
-patches = extract_patches_2d(left, patch_size, max_patches=10000, random_state=0)
+patches = extract_patches_2d(left, patch_size, max_patches=N_PATCHES, random_state=0)
 X = patches.reshape(len(patches), -1)
 X = X - X.mean(axis=1, keepdims=True)
 scale = X.std()
@@ -55,7 +61,7 @@ print(f"{X.shape[0]} patches of {X.shape[1]} pixels")
 # mini-batches of 256 patches. ``alpha`` trades reconstruction for sparsity.
 t0 = time.perf_counter()
 sparse = DictionaryLearner(
-    100, code="sparse", alpha=1.0, batch_size=256, max_iter=10, random_state=0
+    100, code="sparse", alpha=1.0, batch_size=256, max_iter=EPOCHS, random_state=0
 ).fit(X)
 print(f"sparse dictionary learned in {time.perf_counter() - t0:.1f} s")
 pca = DictionaryLearner(36, code="orthogonal").fit(X)

@@ -13,6 +13,7 @@ Run it from the repository root with ``make showcase`` (sets up ``.venv``) or
 """
 
 # %%
+import os
 import time
 import warnings
 
@@ -29,6 +30,10 @@ from sklearn.svm import SVC
 
 from skae import AutoencoderTransformer
 
+# SKAE_EXAMPLES_TINY=1 shrinks the run to seconds, so that CI can execute it.
+TINY = os.environ.get("SKAE_EXAMPLES_TINY") == "1"
+EPOCHS = 2 if TINY else 200  # 200: the estimator's default
+
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -42,7 +47,7 @@ def make_models(k):
         "NMF": NMF(n_components=k, init="nndsvda", max_iter=500, random_state=0),
         "KMeans": KMeans(n_clusters=k, n_init=4, random_state=0),
         "Autoencoder": AutoencoderTransformer(
-            n_components=k, scaling="none", random_state=0
+            n_components=k, scaling="none", max_iter=EPOCHS, random_state=0
         ),
     }
 

@@ -12,11 +12,17 @@ We look at how many units are active per digit, and at the encoder filters.
 # %%
 # Fit the three variants
 # ----------------------
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
 
 from skae import SparseAE
+
+# SKAE_EXAMPLES_TINY=1 shrinks the run to seconds, so that CI can execute it.
+TINY = os.environ.get("SKAE_EXAMPLES_TINY") == "1"
+EPOCHS = 2 if TINY else 20
 
 X, _ = load_digits(return_X_y=True)
 X = X / 16.0
@@ -29,7 +35,7 @@ models = {
     "top-k (k=16)": SparseAE(256, sparsity="topk", k=16),
 }
 for model in models.values():
-    model.set_params(max_iter=20, learning_rate=1e-2, random_state=0).fit(X)
+    model.set_params(max_iter=EPOCHS, learning_rate=1e-2, random_state=0).fit(X)
 
 # %%
 # How sparse are the codes?

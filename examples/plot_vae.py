@@ -16,11 +16,17 @@ posterior mean code, ``sample`` draws new digits from the prior, and
 # ``transform`` returns the posterior mean :math:`\mu(x)` of
 # :math:`q(z \mid x)`. The training ELBO is recorded split into its
 # reconstruction and KL terms.
+import os
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
 
 from skae import VAE
+
+# SKAE_EXAMPLES_TINY=1 shrinks the run to seconds, so that CI can execute it.
+TINY = os.environ.get("SKAE_EXAMPLES_TINY") == "1"
+EPOCHS = 2 if TINY else 150
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0
@@ -30,7 +36,7 @@ vae = VAE(
     hidden_layer_sizes=(128, 64),
     likelihood="bernoulli",
     batch_size=64,
-    max_iter=150,
+    max_iter=EPOCHS,
     random_state=0,
 )
 Z = vae.fit_transform(X)
