@@ -43,7 +43,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from skae import _engine
+from skae import _engine, _random
 from skae._dask import DaskDispatchMixin
 from skae._input import as_source
 from skae._losses import reconstruction_loss
@@ -242,14 +242,9 @@ class BaseAutoencoder(
             return min(200, n_samples)
         return min(self.batch_size, n_samples)
 
-    @contextlib.contextmanager
-    def _seed_context(self, seed):
-        """Seed torch's global RNG (init, dropout, noise) inside a fork, so the
-        caller's RNG state is left exactly as it was."""
-        devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            yield
+    def _generator(self, seed):
+        """The call's own generator for training noise (see skae._random)."""
+        return torch.Generator(device=self.device_).manual_seed(seed)
 
     def _make_net(
         self, module, objective, n_rows, generator, max_epochs, *, monitor="train_loss"
@@ -324,12 +319,14 @@ class BaseAutoencoder(
                 source = source.shard(group.rank, group.world_size)
             rows = source.training_rows(self.offset_, self.scale_, self.device_)
             key = (1, self.n_iter_) if incremental else (0,)
-            with self._seed_context(_stream_seed(self.random_seed_, *key, 0)):
-                if fresh:
-                    # Initialization draws from the RNG seeded just above.
+            seed = _stream_seed(self.random_seed_, *key, _TORCH_STREAM)
+            if fresh:
+                # Modules initialize themselves from torch's global generator.
+                with _random.seeded_global_rng(seed, self.device_):
                     module = self._build_module(self.architecture_)
                     self._initialize_module(module)
-                    self.module_ = module.to(self.device_)
+                self.module_ = module.to(self.device_)
+            with _random.generator_scope(self._generator(seed)):
                 if incremental:
                     reason = self._train_one_epoch(rows, key)
                 else:

@@ -1,12 +1,14 @@
 """Corruption models for denoising autoencoders (pure torch, no scikit-learn).
 
-Each function draws fresh noise from torch's global random number generator,
-so every call (every mini-batch of every epoch) sees a new corruption; the
-estimators call them only while training, inside the seeded
-``torch.random.fork_rng`` block of ``fit``. They never modify their input.
+Each function draws fresh noise, so every call (every mini-batch of every
+epoch) sees a new corruption, from the generator of the fit that calls it
+(:mod:`skae._random`; torch's global generator outside a fit). They never
+modify their input.
 """
 
-import torch
+import torch  # noqa: F401  (doctests)
+
+from skae import _random
 
 NOISE_KINDS = ("gaussian", "masking", "salt_and_pepper")
 
@@ -25,7 +27,7 @@ def gaussian_noise(x, std):
     """
     if std == 0:
         return x
-    return x + std * torch.randn_like(x)
+    return x + std * _random.randn_like(x)
 
 
 def masking_noise(x, p):
@@ -44,7 +46,7 @@ def masking_noise(x, p):
     """
     if p == 0:
         return x
-    keep = torch.rand_like(x) >= p
+    keep = _random.rand_like(x) >= p
     return x * keep
 
 
@@ -71,7 +73,7 @@ def salt_and_pepper_noise(x, p, low, high):
     """
     if p == 0:
         return x
-    u = torch.rand_like(x)
+    u = _random.rand_like(x)
     corrupt = u < p
     # Given corruption, u / p is uniform on [0, 1): split it in two halves.
     salt = u < p / 2

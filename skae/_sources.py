@@ -35,36 +35,45 @@ class FeatureStatistics(NamedTuple):
     std: np.ndarray
 
 
-def chunked_statistics(X, chunk=65536):
+#: Bytes of float64 rows read at once by the one-pass statistics.
+STATISTICS_CHUNK_BYTES = 16 * 2**20
+
+
+def chunked_statistics(X, chunk_bytes=STATISTICS_CHUNK_BYTES):
     """Per-feature min, max, mean and (population) standard deviation.
 
-    Reads ``chunk`` rows at a time and merges the moments with Chan et al.'s
-    pairwise update, so an ``np.memmap`` is never copied whole.
+    Reads about ``chunk_bytes`` of rows (as float64) at a time and merges the
+    moments with Chan et al.'s pairwise update, so an ``np.memmap`` is never
+    copied whole and the extra memory does not grow with the rows or, per
+    chunk, with the features.
 
     Examples
     --------
     >>> import numpy as np
     >>> from skae._sources import chunked_statistics
-    >>> stats = chunked_statistics(np.array([[0.0, 1.0], [2.0, 1.0]]), chunk=1)
+    >>> stats = chunked_statistics(np.array([[0.0, 1.0], [2.0, 1.0]]), chunk_bytes=8)
     >>> stats.mean.tolist(), stats.std.tolist(), stats.max.tolist()
     ([1.0, 1.0], [1.0, 0.0], [2.0, 1.0])
     """
+    n_samples, n_features = X.shape
+    rows = max(1, chunk_bytes // (8 * n_features))
     n_total = 0
-    n_features = X.shape[1]
     mean, m2 = np.zeros(n_features), np.zeros(n_features)
     lo, hi = np.full(n_features, np.inf), np.full(n_features, -np.inf)
-    for start in range(0, X.shape[0], chunk):
-        block = np.asarray(X[start : start + chunk], dtype=np.float64)
-        n = len(block)
-        lo = np.minimum(lo, block.min(axis=0))
-        hi = np.maximum(hi, block.max(axis=0))
-        block_mean = block.mean(axis=0)
-        block_m2 = ((block - block_mean) ** 2).sum(axis=0)
-        delta = block_mean - mean
-        total = n_total + n
-        mean = mean + delta * n / total
-        m2 = m2 + block_m2 + delta**2 * n_total * n / total
-        n_total = total
+    # Overflowing moments become inf, which the scaler refuses with a message.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, n_samples, rows):
+            block = np.asarray(X[start : start + rows], dtype=np.float64)
+            n = len(block)
+            lo = np.minimum(lo, block.min(axis=0))
+            hi = np.maximum(hi, block.max(axis=0))
+            block_mean = block.mean(axis=0)
+            block_m2 = ((block - block_mean) ** 2).sum(axis=0)
+            delta = block_mean - mean
+            total = n_total + n
+            mean = mean + delta * n / total
+            m2 = m2 + block_m2 + delta**2 * n_total * n / total
+            n_total = total
     return FeatureStatistics(lo, hi, mean, np.sqrt(m2 / n_total))
 
 
@@ -244,7 +253,8 @@ class ArraySource:
     def training_rows(self, offset, scale, device):
         if self.out_of_core:
             return HostRows(self.X, offset, scale, device)
-        Xs = ((self.X - offset) / scale).astype(np.float32)
+        with np.errstate(over="ignore"):  # overflow is reported just below
+            Xs = ((self.X - offset) / scale).astype(np.float32)
         if not np.all(np.isfinite(Xs)):
             raise ValueError(
                 "Input contains values that overflow float32 after scaling; "

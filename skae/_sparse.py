@@ -5,6 +5,7 @@ from numbers import Integral, Real
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from skae import _random
 from skae._base import BaseAutoencoder
 from skae._engine import Callback
 from skae._mlp import (
@@ -76,11 +77,11 @@ class DeadUnitResampler(Callback):
         dec = linear_layers(net.module_.decoder)[0]
         with torch.no_grad():
             enc_norm = enc.weight[fired].norm(dim=1).mean()
-            new_rows = torch.randn(int(dead.sum()), enc.in_features).to(enc.weight)
+            new_rows = _random.randn(int(dead.sum()), enc.in_features, like=enc.weight)
             enc.weight[dead] = new_rows / new_rows.norm(dim=1, keepdim=True) * enc_norm
             enc.bias[dead] = 0.0
             dec_norm = dec.weight[:, fired].norm(dim=0).mean()
-            new_cols = torch.randn(dec.out_features, int(dead.sum())).to(dec.weight)
+            new_cols = _random.randn(dec.out_features, int(dead.sum()), like=dec.weight)
             dec.weight[:, dead] = new_cols / new_cols.norm(dim=0) * dec_norm
         state = net.optimizer_.state
         for param, index in ((enc.weight, dead), (enc.bias, dead)):

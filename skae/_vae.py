@@ -10,6 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted
 
+from skae import _random
 from skae._base import BaseAutoencoder
 from skae._mlp import MLP_PARAMETER_CONSTRAINTS, MLPMixin
 from skae._phases import EndToEnd
@@ -67,7 +68,7 @@ class ELBOObjective(torch.nn.Module):
         if training and self.binarize == "dynamic":
             # A fresh binary image per pass: the usual protocol for Bernoulli
             # likelihoods on grey-level data (and a strong regularizer).
-            x = torch.bernoulli(x)
+            x = _random.bernoulli(x)
         mu, logvar = module.encode(x)
         recon, kl = elbo_terms(
             x, mu, logvar, module.decode, self.likelihood, module.decoder_logvar()

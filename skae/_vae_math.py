@@ -22,6 +22,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from skae import _random
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -138,14 +140,15 @@ def elbo_terms(x, mu, logvar, decode, likelihood, dec_logvar=None, eps=None):
     dec_logvar : torch.Tensor, optional
         Gaussian decoder log-variance.
     eps : torch.Tensor of shape (n, k) or (k,), optional
-        Standard normal noise; drawn from torch's global RNG when None.
+        Standard normal noise; drawn from the fit's generator
+        (:mod:`skae._random`) when None.
 
     Returns
     -------
     reconstruction, kl : torch.Tensor of shape (n,)
     """
     if eps is None:
-        eps = torch.randn_like(mu)
+        eps = _random.randn_like(mu)
     z = reparameterize(mu, logvar, eps)
     recon = log_likelihood(x, decode(z), likelihood, dec_logvar)
     return recon, kl_standard_normal(mu, logvar)

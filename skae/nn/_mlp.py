@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from skae import _random
+
 ACTIVATIONS = {
     "identity": nn.Identity,
     "logistic": nn.Sigmoid,
@@ -11,6 +13,27 @@ ACTIVATIONS = {
     "elu": nn.ELU,
     "gelu": nn.GELU,
 }
+
+
+class Dropout(nn.Dropout):
+    """:class:`torch.nn.Dropout` drawing its masks from the generator of the
+    skae fit in progress (:mod:`skae._random`), so that fits in concurrent
+    threads are reproducible; outside a fit it is ``torch.nn.Dropout``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae.nn._mlp import Dropout
+    >>> Dropout(0.5).eval()(torch.ones(2, 2))
+    tensor([[1., 1.],
+            [1., 1.]])
+    """
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        keep = _random.rand_like(x) >= self.p
+        return x * keep / (1 - self.p)
 
 
 def make_mlp(sizes, activation="relu", *, dropout=0.0, last_activation=None):
@@ -48,7 +71,7 @@ def make_mlp(sizes, activation="relu", *, dropout=0.0, last_activation=None):
         if i < n_layers - 1:
             layers.append(ACTIVATIONS[activation]())
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
         elif last_activation is not None:
             layers.append(ACTIVATIONS[last_activation]())
     return nn.Sequential(*layers)

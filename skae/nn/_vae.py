@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from skae.nn._mlp import ACTIVATIONS, make_mlp
+from skae.nn._mlp import ACTIVATIONS, Dropout, make_mlp
 
 #: Floor of the Gaussian decoder's variance, in the internally scaled units:
 #: a constant (or duplicated) feature must not make the density unbounded.
@@ -64,7 +64,7 @@ class GaussianEncoder(nn.Module):
             last_activation=activation if hidden else None,
         )
         if hidden and dropout > 0:
-            self.body.append(nn.Dropout(dropout))
+            self.body.append(Dropout(dropout))
         self.head = nn.Linear(hidden[-1] if hidden else n_features, 2 * n_components)
 
     def forward(self, x):
