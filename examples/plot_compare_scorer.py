@@ -83,7 +83,9 @@ print("held-out MSE per setting:", (-search.cv_results_["mean_test_score"]).roun
 # pixels with ``scaling="none"``, so it minimizes exactly the error measured.
 models = {
     "PCA": [PCA(n_components=k) for k in SIZES],
-    "NMF": [NMF(n_components=k, init="nndsvda", max_iter=400) for k in SIZES],
+    "NMF": [
+        NMF(n_components=k, init="nndsvda", max_iter=400, random_state=0) for k in SIZES
+    ],
     "KMeans": [KMeans(n_clusters=k, n_init=4, random_state=0) for k in SIZES],
     "Autoencoder": [
         AutoencoderTransformer(

@@ -407,9 +407,16 @@ class BaseAutoencoder(
                 else "training stopped and the best weights seen so far were restored"
             )
             warn_user(
-                f"{name}: the training loss became NaN or infinite at epoch "
-                f"{self.n_iter_}; {undone}. Lower learning_rate, or check the "
+                f"{name}: the training loss diverged (NaN, infinite or exploding) "
+                f"at epoch {self.n_iter_}; {undone}. Lower learning_rate, or check the "
                 "scale of X.",
+                RuntimeWarning,
+            )
+        elif reason == "degraded":
+            warn_user(
+                f"{name}: the training loss ended far above its best value (last "
+                "epochs made the model worse); the best weights were restored. "
+                "Lower learning_rate.",
                 RuntimeWarning,
             )
         elif reason == "interrupted":

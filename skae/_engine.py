@@ -102,14 +102,25 @@ class FastNet(NeuralNet):
         return (total / max(n_seen, 1)).item()
 
 
+#: Divergence: the training loss exceeds its best by this many times the
+#: loss's own scale (the larger of the magnitudes of the first mini-batch's
+#: loss, at the starting weights, and of the best epoch's loss).
+DIVERGENCE_RATIO = 100.0
+#: A stopping phase that ends this far above its best training loss (same
+#: scale) keeps its best weights instead of its last ones.
+DEGRADATION_RATIO = 1.0
+
+
 class TrainingMonitor(Callback):
     """Convergence, divergence and best-weights bookkeeping, once per epoch.
 
     Stops when ``monitor`` has not improved by more than ``tol`` for
     ``patience`` consecutive epochs (scikit-learn's MLP rule), or as soon as
-    the training loss is not finite. Keeps a copy of the weights with the best
-    ``monitor`` value, restored on divergence, on interruption, and at the end
-    when ``restore_best`` is true.
+    the training loss is not finite or has blown up (``DIVERGENCE_RATIO``).
+    Keeps a copy of the weights with the best ``monitor`` value, restored on
+    divergence, on interruption, at the end when ``restore_best`` is true,
+    and at the end of a stopping phase whose last training loss is far above
+    its best (``DEGRADATION_RATIO``: reported as ``"degraded"``).
     """
 
     def __init__(self, monitor="train_loss", tol=1e-4, patience=10, restore_best=False):
@@ -123,6 +134,8 @@ class TrainingMonitor(Callback):
         self.patience = patience
         self.restore_best = restore_best
         self.best_score_, self.best_state_, self.misses_ = math.inf, None, 0
+        self.best_train_ = self.last_train_ = None
+        self.initial_loss_ = None
 
     def initialize(self):
         self.best_score_ = math.inf
@@ -130,7 +143,27 @@ class TrainingMonitor(Callback):
         self.misses_ = 0
         self.stop_reason_ = None
         self.epochs_run_ = 0
+        self.best_train_ = self.last_train_ = None
+        self.initial_loss_ = None
         return self
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        if training and self.initial_loss_ is None:
+            # One host synchronisation per phase: the loss at the starting
+            # weights, before a too large step can blow up the first epoch.
+            self.initial_loss_ = float(loss.detach())
+
+    def _loss_scale(self):
+        initial = self.initial_loss_
+        initial = abs(initial) if initial is not None and math.isfinite(initial) else 0
+        return max(initial, abs(self.best_train_), 1e-12)
+
+    def degraded(self):
+        """Whether the last training loss is far above the best one."""
+        if self.last_train_ is None or self.patience is None:
+            return False
+        excess = self.last_train_ - self.best_train_
+        return excess > DEGRADATION_RATIO * self._loss_scale()
 
     def on_train_begin(self, net, **kwargs):
         # Continue the count across partial_fit calls but re-arm stopping.
@@ -149,6 +182,16 @@ class TrainingMonitor(Callback):
         if not (math.isfinite(train_loss) and weights_finite):
             self.stop_reason_ = "diverged"
             raise KeyboardInterrupt
+        if self.best_train_ is None:
+            # Judge the first epoch against the starting weights' loss.
+            initial = self.initial_loss_
+            finite = initial is not None and math.isfinite(initial)
+            self.best_train_ = initial if finite else train_loss
+        self.last_train_ = train_loss
+        if train_loss - self.best_train_ > DIVERGENCE_RATIO * self._loss_scale():
+            self.stop_reason_ = "diverged"
+            raise KeyboardInterrupt
+        self.best_train_ = min(self.best_train_, train_loss)
         score = net.history[-1, self.monitor]
         if score < self.best_score_ - self.tol:
             self.misses_ = 0
@@ -293,8 +336,10 @@ def run_epochs(net, X_train, X_valid, epochs):
 
     Returns
     -------
-    reason : {"converged", "diverged", "interrupted", None}
-        None means all ``epochs`` ran.
+    reason : {"converged", "diverged", "degraded", "interrupted", None}
+        None means all ``epochs`` ran; ``"degraded"`` that they did but the
+        last training loss was far above the best, whose weights were
+        restored.
     """
     monitor = dict(net.callbacks_)["monitor"]
     before = monitor.epochs_run_
@@ -303,6 +348,8 @@ def run_epochs(net, X_train, X_valid, epochs):
     if reason is None and monitor.epochs_run_ - before < epochs:
         # skorch swallows KeyboardInterrupt: it only shows up as missing epochs.
         reason = "interrupted"
-    if reason in ("diverged", "interrupted") or monitor.restore_best:
+    if reason in (None, "converged") and monitor.degraded():
+        reason = "degraded"
+    if reason in ("diverged", "degraded", "interrupted") or monitor.restore_best:
         monitor.restore(net)
     return reason

@@ -240,7 +240,7 @@ def test_max_iter_reached_warns(digits):
 
 def test_divergence_restores_best_weights(digits):
     X, _ = digits
-    with pytest.warns(RuntimeWarning, match="NaN or infinite"):
+    with pytest.warns(RuntimeWarning, match="diverged"):
         ae = AutoencoderTransformer(
             learning_rate=1e12, max_iter=30, random_state=0
         ).fit(X)
