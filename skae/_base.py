@@ -188,6 +188,12 @@ class BaseAutoencoder(
                 "loss='bce' needs targets in [0, 1]: use scaling='minmax', 'auto' "
                 "or 'none' with it, not scaling='standard'."
             )
+        if loss == "bce" and scaling == "none" and not in_unit_interval:
+            raise ValueError(
+                "loss='bce' needs targets in [0, 1], but X has values outside "
+                "[0, 1] and scaling='none' leaves them there: use scaling='minmax' "
+                "or 'auto', or loss='mse'."
+            )
         return loss, scaling, in_unit_interval
 
     def _fit_scaler(self, stats, scaling, in_unit_interval):
@@ -199,8 +205,11 @@ class BaseAutoencoder(
         elif scaling == "minmax" and not in_unit_interval:
             offset = stats.min.astype(np.float64)
             scale = stats.max.astype(np.float64) - offset
-        # Constant features keep scale 1, as StandardScaler does.
-        scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(offset)))] = 1.0
+        # Constant features keep scale 1, as StandardScaler does. "Constant"
+        # is relative to the feature's own magnitude (rounding noise), never
+        # an absolute threshold: data in tiny units must scale like any other.
+        constant = ~(scale > 10 * np.finfo(np.float64).eps * np.abs(offset))
+        scale[constant | (scale == 0)] = 1.0
         if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale))):
             raise ValueError(
                 "Input contains values too large to scale (the per-feature mean or "
@@ -563,12 +572,30 @@ class BaseAutoencoder(
         X_hat = X_hat * self.scale_.astype(Z.dtype) + self.offset_.astype(Z.dtype)
         return self._check_output(X_hat, "reconstructions")
 
+    def _scores_or_least_normal(self, scores):
+        """Rows whose score overflows are as abnormal as can be: ``-inf``.
+
+        An anomaly scorer must still score every other row when one row holds
+        a value too large for float32 (e.g. 1e20), exactly when it meets an
+        anomaly; it warns instead of raising.
+        """
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            scores[bad] = -np.inf
+            warn_user(
+                f"{type(self).__name__}.score_samples: {int(bad.sum())} row(s) "
+                "hold values too large to score (far outside the training range); "
+                "they get the lowest possible score, -inf."
+            )
+        return scores
+
     def score_samples(self, X):
         """Per-sample score: higher means more normal.
 
         For deterministic autoencoders this is the negative mean reconstruction
         loss (MSE or BCE, as trained) of each sample, in the internally scaled
-        space, so it can be used directly as an anomaly score.
+        space, so it can be used directly as an anomaly score. Rows too large
+        to score (overflowing float32) get ``-inf``, with a warning.
 
         Parameters
         ----------
@@ -580,7 +607,7 @@ class BaseAutoencoder(
         """
         X = self._validated_float(X)
         scores = self._iter_batches(X, self._score_batch, (), X.dtype)
-        return self._check_output(scores, "scores")
+        return self._scores_or_least_normal(scores)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples`: higher is better.

@@ -439,12 +439,13 @@ class VAE(MLPMixin, BaseAutoencoder):
     def _row_seeds(self, X):
         """One 64-bit seed per row: a keyed hash of the row's values.
 
-        The posterior draws of a row then depend only on that row and on
-        ``random_state``: scores do not change with batching or row order, yet
-        distinct rows get independent draws (so ``score`` averages them out).
+        The posterior draws of a row then depend only on that row and on the
+        fitted model (the key is its ``random_seed_``): scores do not change
+        with batching, row order or repeated calls, even with
+        ``random_state=None``, yet distinct rows get independent draws (so
+        ``score`` averages them out).
         """
-        key = int(check_random_state(self.random_state).randint(2**31 - 1))
-        key = key.to_bytes(8, "little")
+        key = (self.random_seed_ % 2**63).to_bytes(8, "little")
         rows = np.ascontiguousarray(X, dtype=np.float64)
         return [
             int.from_bytes(
@@ -462,10 +463,13 @@ class VAE(MLPMixin, BaseAutoencoder):
         bound :math:`\\mathcal L_K` with ``K = n_importance_samples``, tighter
         as K grows. Both are stochastic estimates whose expectations bound
         :math:`\\log p(x)` from below. A row's draws come from a generator
-        seeded by a hash of the row and ``random_state``: a row's score does
-        not depend on the other rows, and an int ``random_state`` makes
-        repeated calls identical. Higher means more typical: usable as an
-        anomaly score.
+        seeded by a hash of the row and the fitted model (``random_seed_``):
+        a row's score is a function of the row, as scikit-learn users expect
+        of ``score_samples``. It does not depend on the other rows, and
+        repeated calls are identical, also with ``random_state=None``; other
+        draws need a model fitted with another ``random_state``. Higher means
+        more typical: usable as an anomaly score. Rows too large to score get
+        ``-inf``, with a warning.
 
         Parameters
         ----------
@@ -496,7 +500,9 @@ class VAE(MLPMixin, BaseAutoencoder):
             dec_logvar = module.decoder_logvar()
             for start in range(0, X.shape[0], rows_per_pass):
                 stop = min(start + rows_per_pass, X.shape[0])
-                x = torch.as_tensor(np.ascontiguousarray(X[start:stop]))
+                # A copy: validated input may be read-only (e.g. a DataFrame's
+                # values), which torch warns about.
+                x = torch.from_numpy(np.array(X[start:stop], order="C"))
                 x = (x.to(self.device_, dtype) - offset) / scale
                 eps = torch.stack(
                     [
@@ -541,7 +547,7 @@ class VAE(MLPMixin, BaseAutoencoder):
                     )
                 scores[start:stop] = value.cpu().numpy()
         scores -= scores.dtype.type(self._log_jacobian())
-        return self._check_output(scores, "scores")
+        return self._scores_or_least_normal(scores)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples`: the average log-likelihood bound.

@@ -396,3 +396,67 @@ def test_partial_fit_with_dropout_is_reproducible(digits):
     first = stream()
     torch.rand(7)  # move the caller's RNG: the stream must not depend on it
     np.testing.assert_array_equal(first, stream())
+
+
+def test_bce_without_scaling_on_data_outside_unit_interval_is_refused(digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match=r"loss='bce' needs targets in \[0, 1\]"):
+        AutoencoderTransformer(loss="bce", scaling="none", max_iter=1).fit(X)
+
+
+def test_tiny_units_are_scaled_like_any_other(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = digits
+    X = (X - X.mean(axis=0)) * 1e-13
+    params = dict(n_components=8, max_iter=20, random_state=0)
+    tiny = AutoencoderTransformer(**params).fit(X)
+    unit = AutoencoderTransformer(**params).fit(X * 1e13)
+    varying = X.std(axis=0) > 0  # constant pixels keep scale 1 in both
+    np.testing.assert_allclose(
+        tiny.scale_[varying] * 1e13, unit.scale_[varying], rtol=1e-6
+    )
+    Z = tiny.transform(X)
+    accuracy = LogisticRegression(max_iter=500).fit(Z[:1200], y[:1200])
+    assert accuracy.score(Z[1200:], y[1200:]) > 0.8
+
+
+def test_mps_request_without_mps_is_clear():
+    if torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(ValueError, match="MPS backend is not available"):
+        AutoencoderTransformer(device="mps", max_iter=1).fit(np.ones((5, 2)))
+
+
+def test_a_row_too_large_to_score_gets_minus_infinity(digits):
+    from skae import VAE
+
+    X, _ = digits
+    for est in (
+        AutoencoderTransformer(n_components=4, max_iter=3, random_state=0),
+        VAE(n_components=2, max_iter=3, random_state=0),
+    ):
+        est.fit(X)
+        bad = X[:5].astype(np.float32)
+        bad[2, 10] = 1e25  # its square overflows float32
+        with pytest.warns(UserWarning, match="1 row"):
+            scores = est.score_samples(bad)
+        assert scores[2] == -np.inf
+        np.testing.assert_allclose(
+            np.delete(scores, 2), np.delete(est.score_samples(X[:5]), 2), rtol=1e-4
+        )
+
+
+def test_vae_scores_of_a_dataframe_do_not_warn(digits):
+    import warnings
+
+    import pandas as pd
+
+    from skae import VAE
+
+    X, _ = digits
+    frame = pd.DataFrame(X, columns=[f"px{i}" for i in range(64)])
+    vae = VAE(n_components=2, max_iter=2, random_state=0).fit(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vae.score_samples(frame.iloc[:10])

@@ -37,4 +37,18 @@ def resolve_device(device):
             f"device={device!r} was requested but CUDA is not available on this "
             "machine; use device='auto' or 'cpu'."
         )
+    if resolved.type == "mps" and not _mps_available():
+        raise ValueError(
+            f"device={device!r} was requested but Apple's MPS backend is not "
+            "available on this machine; use device='auto' or 'cpu'."
+        )
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(
+            f"device={device!r}: skae runs on 'cpu', 'cuda' or 'mps' devices."
+        )
     return resolved
+
+
+def _mps_available():
+    backend = getattr(torch.backends, "mps", None)
+    return backend is not None and backend.is_available()
