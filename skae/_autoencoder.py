@@ -1,12 +1,16 @@
 """AutoencoderTransformer: the plain (deterministic, unregularized) autoencoder."""
 
+from sklearn.utils._param_validation import StrOptions
+
 from skae._base import BaseAutoencoder
 from skae._mlp import (
     MLP_PARAMETER_CONSTRAINTS,
     PRETRAINING_PARAMETER_CONSTRAINTS,
     LayerwisePretrainingMixin,
     MLPMixin,
+    initialize_as_pca,
 )
+from skae._phases import EndToEnd
 
 
 class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
@@ -23,12 +27,24 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
 
     where :math:`\ell` is the mean squared error or the binary cross-entropy
     per feature, and the second term is an L2 penalty on the weight matrices.
-    Inputs are scaled internally (standardized for MSE, to [0, 1] for BCE)
+    Inputs are scaled internally (centred and divided by one global scale for
+    MSE, so the loss weighs the features as PCA does; to [0, 1] for BCE)
     and every output is returned in the original units.
 
     With ``hidden_layer_sizes=()`` and ``activation="identity"`` the model is
     a linear autoencoder, whose optimum spans the same subspace as
     ``PCA(n_components)`` on the scaled data.
+
+    **Never worse than PCA** (the defaults, with the MSE loss): the encoder
+    and the decoder are each a linear map plus an MLP correction whose last
+    layer starts at zero, and the linear maps start as PCA's projection of the
+    training rows (``init="pca"``; Baldi and Hornik, 1989: PCA is the linear
+    autoencoder's optimum). Training starts from PCA's codes and
+    reconstruction and bends them where the data are not linear; with the
+    default ``early_stopping=True`` it keeps the PCA start unless held-out
+    rows show the trained network to be better beyond noise. The default
+    ``scaling="global"`` makes the loss PCA's objective (in X's units, up to
+    a constant). The BCE loss starts from a random initialization.
 
     Parameters
     ----------
@@ -37,6 +53,10 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
     hidden_layer_sizes : array-like of int, default=(128, 64)
         Widths of the encoder's hidden layers, input side first; the decoder
         mirrors them. ``()`` gives a single linear map each way.
+    init : {"pca", "random"}, default="pca"
+        Starting point. ``"pca"``: a linear path plus the MLP, started as PCA
+        of the training rows (MSE loss only; BCE starts at random); see above.
+        ``"random"``: a plain MLP with PyTorch's default random weights.
     activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
             default="relu"
         Activation of the hidden layers (not of the code layer).
@@ -44,10 +64,13 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
         Reconstruction loss. ``"auto"`` uses ``"bce"`` when all training values
         lie in [0, 1] (e.g. pixel intensities) and ``"mse"`` otherwise. The
         resolved value is stored in ``loss_``.
-    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
-        Internal input scaling. ``"auto"``: standardize for MSE (a Gaussian
-        likelihood), min-max to [0, 1] for BCE (a Bernoulli likelihood; no
-        change when the data already lie in [0, 1]).
+    scaling : {"auto", "global", "standard", "minmax", "none"}, default="auto"
+        Internal input scaling. ``"auto"``: for MSE (a Gaussian likelihood)
+        ``"global"``, which centres every feature and divides all of them by one
+        scale (the root mean variance), so that the loss weighs the features as
+        PCA does; for BCE (a Bernoulli likelihood) ``"minmax"`` to [0, 1] (no
+        change when the data already lie in [0, 1]). ``"standard"`` standardizes
+        each feature (every feature then weighs the same).
     alpha : float, default=1e-5
         L2 penalty on the weight matrices (biases are not penalized).
     learning_rate : float, default=1e-3
@@ -59,12 +82,16 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
     shuffle : bool, default=True
         Reshuffle the samples each epoch.
     tol : float, default=1e-4
-        Minimum improvement of the monitored loss; training stops after
-        ``n_iter_no_change`` epochs without one.
-    early_stopping : bool, default=False
+        Minimum improvement of the monitored loss, relative to the loss at the
+        start of training (so it does not depend on the units of X); training
+        stops after ``n_iter_no_change`` epochs without one.
+    early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the data, monitor its loss (the
         training objective, on uncorrupted inputs) to stop, and keep the weights
-        with the best validation loss.
+        with the best validation loss. With ``init="pca"`` the PCA start is
+        kept unless the trained weights reconstruct the held-out rows better
+        beyond noise (a paired test, ``skae._phases.significantly_better``):
+        this is what makes the defaults never worse than PCA.
     validation_fraction : float, default=0.1
         Share of the data held out when ``early_stopping=True``.
     n_iter_no_change : int, default=10
@@ -124,6 +151,15 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
     sklearn.decomposition.NMF : Non-negative linear factorization.
     sklearn.neural_network.MLPRegressor : A generic MLP; not a transformer.
 
+    References
+    ----------
+    P. Baldi and K. Hornik, "Neural networks and principal component
+    analysis: learning from examples without local minima", Neural Networks
+    2(1), 1989.
+
+    G. E. Hinton and R. R. Salakhutdinov, "Reducing the dimensionality of
+    data with neural networks", Science 313(5786), 2006.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -141,6 +177,7 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
         **BaseAutoencoder._parameter_constraints,
         **MLP_PARAMETER_CONSTRAINTS,
         **PRETRAINING_PARAMETER_CONSTRAINTS,
+        "init": [StrOptions({"pca", "random"})],
     }
 
     def __init__(
@@ -148,6 +185,7 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
         n_components=2,
         *,
         hidden_layer_sizes=(128, 64),
+        init="pca",
         activation="relu",
         loss="auto",
         scaling="auto",
@@ -157,7 +195,7 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
         max_iter=200,
         shuffle=True,
         tol=1e-4,
-        early_stopping=False,
+        early_stopping=True,
         validation_fraction=0.1,
         n_iter_no_change=10,
         dropout=0.0,
@@ -168,6 +206,7 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.init = init
         self.activation = activation
         self.loss = loss
         self.scaling = scaling
@@ -185,3 +224,23 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+
+    # ------------------------------------------------------------------ hooks
+    def _starts_as_pca(self):
+        return self.init == "pca" and self.loss_ == "mse"
+
+    def _architecture(self, n_features):
+        architecture = super()._architecture(n_features)
+        architecture["linear_path"] = self._starts_as_pca()
+        return architecture
+
+    def _initialize_module(self, module, rows):
+        if self._starts_as_pca():
+            initialize_as_pca(module, rows)
+
+    def _phases(self):
+        phases = super()._phases()
+        if self._starts_as_pca():
+            # PCA is where training starts: keep it unless training beats it.
+            phases[-1] = EndToEnd(self.max_iter, keep_best=True)
+        return phases

@@ -114,7 +114,7 @@ class BaseAutoencoder(
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "loss": [StrOptions({"auto", "mse", "bce"})],
-        "scaling": [StrOptions({"auto", "standard", "minmax", "none"})],
+        "scaling": [StrOptions({"auto", "global", "standard", "minmax", "none"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [
@@ -144,8 +144,9 @@ class BaseAutoencoder(
         """The torch module described by ``architecture``."""
         raise NotImplementedError
 
-    def _initialize_module(self, module):
-        """Model-specific initialization of a freshly built module."""
+    def _initialize_module(self, module, rows):
+        """Model-specific initialization of a freshly built module, which may
+        look at the (scaled) training rows."""
 
     def _make_objective(self):
         return ReconstructionObjective(self.loss_)
@@ -182,11 +183,11 @@ class BaseAutoencoder(
             loss = "bce" if in_unit_interval else "mse"
         scaling = self.scaling
         if scaling == "auto":
-            scaling = "minmax" if loss == "bce" else "standard"
-        if loss == "bce" and scaling == "standard":
+            scaling = "minmax" if loss == "bce" else "global"
+        if loss == "bce" and scaling in ("standard", "global"):
             raise ValueError(
                 "loss='bce' needs targets in [0, 1]: use scaling='minmax', 'auto' "
-                "or 'none' with it, not scaling='standard'."
+                f"or 'none' with it, not scaling={scaling!r}."
             )
         if loss == "bce" and scaling == "none" and not in_unit_interval:
             raise ValueError(
@@ -202,6 +203,12 @@ class BaseAutoencoder(
         scale = np.ones(n_features)
         if scaling == "standard":
             offset, scale = stats.mean.copy(), stats.std.copy()
+        elif scaling == "global":
+            # Centred, and one scale for all features (their root mean
+            # variance): the features keep their relative weights, so the MSE
+            # is PCA's objective up to a constant, in X's units.
+            offset = stats.mean.copy()
+            scale = np.full(n_features, np.sqrt(np.mean(stats.std**2)))
         elif scaling == "minmax" and not in_unit_interval:
             offset = stats.min.astype(np.float64)
             scale = stats.max.astype(np.float64) - offset
@@ -333,7 +340,7 @@ class BaseAutoencoder(
                 # Modules initialize themselves from torch's global generator.
                 with _random.seeded_global_rng(seed, self.device_):
                     module = self._build_module(self.architecture_)
-                    self._initialize_module(module)
+                    self._initialize_module(module, rows)
                 self.module_ = module.to(self.device_)
             with _random.generator_scope(self._generator(seed)):
                 if incremental:

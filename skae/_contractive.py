@@ -16,7 +16,8 @@ from skae._penalties import jacobian_norm_penalty, single_sigmoid_layer
 
 
 class ContractiveObjective(ReconstructionObjective):
-    r"""Reconstruction loss plus ``weight`` times the mean ``||J_f(x)||_F^2``.
+    r"""Reconstruction loss plus ``weight`` times the mean ``||J_f(x)||_F^2``
+    divided by the number of input features.
 
     For an encoder made of one sigmoid layer the closed form
     :math:`\sum_j (h_j (1 - h_j))^2 \sum_k W_{jk}^2` is used (no Jacobian is
@@ -35,7 +36,10 @@ class ContractiveObjective(ReconstructionObjective):
     def penalty(self, code, x_in, module):
         if self.weight == 0:
             return None
-        return self.weight * jacobian_norm_penalty(module.encoder, code, x_in)
+        # Per input feature, as the reconstruction loss is: the weight then
+        # means the same for 64 or 784 features.
+        penalty = jacobian_norm_penalty(module.encoder, code, x_in)
+        return self.weight * penalty / x_in.shape[1]
 
 
 class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
@@ -69,9 +73,13 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     ----------
     n_components : int, default=32
         Size of the code.
-    contraction_weight : float, default=0.1
-        Weight :math:`\lambda` of the Jacobian penalty. The Jacobian is taken
-        with respect to the internally scaled input.
+    contraction_weight : float, default=1.0
+        Weight :math:`\lambda` of the Jacobian penalty, per input feature: the
+        penalty is :math:`\lambda \lVert J \rVert_F^2 / n_\text{features}`,
+        so the same weight means the same on 64 or 784 features (before
+        skae 0.2 it was not divided, and 0.1 on 784 features collapsed the
+        codes). The Jacobian is taken with respect to the internally scaled
+        input.
     pretraining : {"layerwise"} or None, default=None
         ``"layerwise"``: greedy layer-wise pretraining of the stacked
         autoencoder (each encoder layer and its mirrored decoder layer trained
@@ -90,10 +98,13 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         Reconstruction loss. ``"auto"`` uses ``"bce"`` when all training values
         lie in [0, 1] (e.g. pixel intensities) and ``"mse"`` otherwise. The
         resolved value is stored in ``loss_``.
-    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
-        Internal input scaling. ``"auto"``: standardize for MSE (a Gaussian
-        likelihood), min-max to [0, 1] for BCE (a Bernoulli likelihood; no
-        change when the data already lie in [0, 1]).
+    scaling : {"auto", "global", "standard", "minmax", "none"}, default="auto"
+        Internal input scaling. ``"auto"``: for MSE (a Gaussian likelihood)
+        ``"global"``, which centres every feature and divides all of them by one
+        scale (the root mean variance), so that the loss weighs the features as
+        PCA does; for BCE (a Bernoulli likelihood) ``"minmax"`` to [0, 1] (no
+        change when the data already lie in [0, 1]). ``"standard"`` standardizes
+        each feature (every feature then weighs the same).
     alpha : float, default=1e-5
         L2 penalty on the weight matrices (biases are not penalized).
     learning_rate : float, default=1e-3
@@ -105,8 +116,9 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     shuffle : bool, default=True
         Reshuffle the samples each epoch.
     tol : float, default=1e-4
-        Minimum improvement of the monitored loss; training stops after
-        ``n_iter_no_change`` epochs without one.
+        Minimum improvement of the monitored loss, relative to the loss at the
+        start of training (so it does not depend on the units of X); training
+        stops after ``n_iter_no_change`` epochs without one.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data, monitor its loss (the
         training objective, on uncorrupted inputs) to stop, and keep the weights
@@ -190,7 +202,7 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         self,
         n_components=32,
         *,
-        contraction_weight=0.1,
+        contraction_weight=1.0,
         pretraining=None,
         hidden_layer_sizes=(),
         activation="relu",

@@ -57,8 +57,10 @@ class DenoisingAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
 
     Noise is applied in the internally scaled space: for data in [0, 1]
     (BCE, e.g. pixel intensities) that is the data's own units; for
-    standardized data (MSE), ``noise_level`` of ``"gaussian"`` is a fraction
-    of each feature's standard deviation and ``"masking"`` sets a feature to
+    centred data (MSE), ``noise_level`` of ``"gaussian"`` is a fraction
+    of the scale of the data (with the default ``scaling="global"``, the
+    root mean variance of the features; with ``"standard"``, each feature's
+    standard deviation) and ``"masking"`` sets a feature to
     its training mean. ``transform``, ``inverse_transform``, ``denoise`` and
     ``score_samples`` never add noise.
 
@@ -88,10 +90,13 @@ class DenoisingAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         Reconstruction loss. ``"auto"`` uses ``"bce"`` when all training values
         lie in [0, 1] (e.g. pixel intensities) and ``"mse"`` otherwise. The
         resolved value is stored in ``loss_``.
-    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
-        Internal input scaling. ``"auto"``: standardize for MSE (a Gaussian
-        likelihood), min-max to [0, 1] for BCE (a Bernoulli likelihood; no
-        change when the data already lie in [0, 1]).
+    scaling : {"auto", "global", "standard", "minmax", "none"}, default="auto"
+        Internal input scaling. ``"auto"``: for MSE (a Gaussian likelihood)
+        ``"global"``, which centres every feature and divides all of them by one
+        scale (the root mean variance), so that the loss weighs the features as
+        PCA does; for BCE (a Bernoulli likelihood) ``"minmax"`` to [0, 1] (no
+        change when the data already lie in [0, 1]). ``"standard"`` standardizes
+        each feature (every feature then weighs the same).
     alpha : float, default=1e-5
         L2 penalty on the weight matrices (biases are not penalized).
     learning_rate : float, default=1e-3
@@ -103,8 +108,9 @@ class DenoisingAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     shuffle : bool, default=True
         Reshuffle the samples each epoch.
     tol : float, default=1e-4
-        Minimum improvement of the monitored loss; training stops after
-        ``n_iter_no_change`` epochs without one.
+        Minimum improvement of the monitored loss, relative to the loss at the
+        start of training (so it does not depend on the units of X); training
+        stops after ``n_iter_no_change`` epochs without one.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data, monitor its loss (the
         training objective, on uncorrupted inputs) to stop, and keep the weights

@@ -114,8 +114,9 @@ DEGRADATION_RATIO = 1.0
 class TrainingMonitor(Callback):
     """Convergence, divergence and best-weights bookkeeping, once per epoch.
 
-    Stops when ``monitor`` has not improved by more than ``tol`` for
-    ``patience`` consecutive epochs (scikit-learn's MLP rule), or as soon as
+    Stops when ``monitor`` has not improved by more than ``tol`` times the
+    loss at the start of the phase for ``patience`` consecutive epochs
+    (scikit-learn's MLP rule, made unit-free), or as soon as
     the training loss is not finite or has blown up (``DIVERGENCE_RATIO``).
     Keeps a copy of the weights with the best ``monitor`` value, restored on
     divergence, on interruption, at the end when ``restore_best`` is true,
@@ -137,6 +138,10 @@ class TrainingMonitor(Callback):
         self.best_train_ = self.last_train_ = None
         self.initial_loss_ = None
 
+    def restore(self, net):
+        if self.best_state_ is not None:
+            net.module_.load_state_dict(self.best_state_)
+
     def initialize(self):
         self.best_score_ = math.inf
         self.best_state_ = None
@@ -152,6 +157,15 @@ class TrainingMonitor(Callback):
             # One host synchronisation per phase: the loss at the starting
             # weights, before a too large step can blow up the first epoch.
             self.initial_loss_ = float(loss.detach())
+
+    def _tol_scale(self):
+        """``tol`` is relative to the loss at the start of the phase, so the
+        stopping rule does not depend on the units of X (a model that starts
+        from PCA starts at PCA's small residual)."""
+        initial = self.initial_loss_
+        if initial is None or not math.isfinite(initial) or initial == 0:
+            return 1.0
+        return abs(initial)
 
     def _loss_scale(self):
         initial = self.initial_loss_
@@ -193,7 +207,7 @@ class TrainingMonitor(Callback):
             raise KeyboardInterrupt
         self.best_train_ = min(self.best_train_, train_loss)
         score = net.history[-1, self.monitor]
-        if score < self.best_score_ - self.tol:
+        if score < self.best_score_ - self.tol * self._tol_scale():
             self.misses_ = 0
         else:
             self.misses_ += 1
@@ -203,10 +217,6 @@ class TrainingMonitor(Callback):
         if self.patience is not None and self.misses_ >= self.patience:
             self.stop_reason_ = "converged"
             raise KeyboardInterrupt
-
-    def restore(self, net):
-        if self.best_state_ is not None:
-            net.module_.load_state_dict(self.best_state_)
 
 
 class EpochProgress(Callback):

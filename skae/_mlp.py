@@ -12,10 +12,17 @@ alone and inherits none of them.
 from numbers import Integral, Real
 
 import numpy as np
+import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from skae._phases import LayerwisePretraining
-from skae.nn import ACTIVATIONS, MLPAutoencoder
+from skae.nn import ACTIVATIONS, LinearPlusMLP, MLPAutoencoder, linear_layers
+
+#: Rows the PCA initialization looks at (evenly spaced blocks of the data).
+PCA_INIT_MAX_ROWS = 20000
+_PCA_INIT_BLOCK = 1000
+#: Up to this many features the directions are exact (a d x d eigenproblem).
+_PCA_INIT_MAX_EXACT_FEATURES = 4096
 
 #: Constraints of the MLP parameters, merged into an estimator's own.
 MLP_PARAMETER_CONSTRAINTS = {
@@ -73,3 +80,69 @@ class LayerwisePretrainingMixin:
         if self.pretraining == "layerwise":
             phases.insert(0, LayerwisePretraining(self.max_iter))
         return phases
+
+
+@torch.no_grad()
+def principal_directions(rows, n_components):
+    """Mean and leading principal directions of training rows, float32.
+
+    Reads at most ``PCA_INIT_MAX_ROWS`` rows, in evenly spaced blocks (rows
+    of a memory map or a dask array may be ordered, e.g. by class).
+
+    Returns
+    -------
+    mean : torch.Tensor of shape (n_features,)
+    directions : torch.Tensor of shape (n_features, min(n_components, n_features))
+        Orthonormal columns, by decreasing variance.
+    """
+    n = len(rows)
+    if n <= PCA_INIT_MAX_ROWS:
+        X = rows.rows(0, n)
+    else:
+        n_blocks = PCA_INIT_MAX_ROWS // _PCA_INIT_BLOCK
+        starts = np.linspace(0, n - _PCA_INIT_BLOCK, n_blocks).astype(int)
+        X = torch.cat([rows.rows(s, s + _PCA_INIT_BLOCK) for s in starts])
+    X = X.double()
+    mean = X.mean(dim=0)
+    centered = X - mean
+    k = min(n_components, X.shape[1])
+    if X.shape[1] <= _PCA_INIT_MAX_EXACT_FEATURES:
+        # Right singular vectors: the (small) scatter matrix's eigenvectors.
+        _, vectors = torch.linalg.eigh(centered.T @ centered)
+        directions = vectors[:, -k:].flip(dims=(1,))
+    else:
+        # Many features: a randomized SVD (draws from the seeded global RNG
+        # of the module's initialization).
+        _, _, vectors = torch.svd_lowrank(centered, q=min(k + 10, *centered.shape))
+        directions = vectors[:, :k]
+    return mean.float(), directions.float()
+
+
+@torch.no_grad()
+def initialize_as_pca(module, rows):
+    """Make an autoencoder with a linear code start as PCA of ``rows``.
+
+    The linear encoder projects onto the principal directions and the linear
+    decoder maps back, so at the start the codes are PCA's scores and the
+    reconstruction is PCA's; the MLP corrections of a
+    :class:`~skae.nn.LinearPlusMLP` start at zero (their last layer). Code
+    units beyond ``n_features`` start as random projections that decode to
+    nothing.
+    """
+    encoder, decoder = module.encoder, module.decoder
+    linear_enc = encoder.linear if isinstance(encoder, LinearPlusMLP) else encoder[0]
+    linear_dec = decoder.linear if isinstance(decoder, LinearPlusMLP) else decoder[0]
+    mean, directions = principal_directions(rows, linear_enc.out_features)
+    mean = mean.to(linear_enc.weight.device)
+    directions = directions.to(linear_enc.weight.device)
+    k = directions.shape[1]
+    linear_enc.weight[:k] = directions.T
+    linear_enc.bias[:k] = -directions.T @ mean
+    linear_dec.weight.zero_()
+    linear_dec.weight[:, :k] = directions
+    linear_dec.bias.copy_(mean)
+    for part in (encoder, decoder):
+        if isinstance(part, LinearPlusMLP):
+            last = linear_layers(part.mlp)[-1]
+            last.weight.zero_()
+            last.bias.zero_()

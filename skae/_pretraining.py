@@ -20,6 +20,7 @@ from torch import nn
 from skae import _engine
 from skae._objectives import ReconstructionObjective
 from skae._sources import TensorRows
+from skae.nn import LinearPlusMLP
 
 
 def _blocks(sequential):
@@ -53,6 +54,11 @@ class LayerPair(nn.Module):
         return self.decode(self.encode(x))
 
 
+def _stack(part):
+    """The layer stack of an encoder or decoder (the MLP of a LinearPlusMLP)."""
+    return part.mlp if isinstance(part, LinearPlusMLP) else part
+
+
 def layer_pairs(module):
     """The shallow autoencoders of a mirrored stack, outermost first.
 
@@ -68,8 +74,8 @@ def layer_pairs(module):
     >>> [len(p.encoder) for p in layer_pairs(MLPAutoencoder(8, 2, (6, 4)))]
     [2, 2, 1]
     """
-    enc = _blocks(module.encoder)
-    dec = _blocks(module.decoder)
+    enc = _blocks(_stack(module.encoder))
+    dec = _blocks(_stack(module.decoder))
     if len(enc) != len(dec):
         raise ValueError(
             "Layer-wise pretraining needs a mirrored encoder and decoder; got "

@@ -174,10 +174,13 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         Reconstruction loss. ``"auto"`` uses ``"bce"`` when all training values
         lie in [0, 1] (e.g. pixel intensities) and ``"mse"`` otherwise. The
         resolved value is stored in ``loss_``.
-    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
-        Internal input scaling. ``"auto"``: standardize for MSE (a Gaussian
-        likelihood), min-max to [0, 1] for BCE (a Bernoulli likelihood; no
-        change when the data already lie in [0, 1]).
+    scaling : {"auto", "global", "standard", "minmax", "none"}, default="auto"
+        Internal input scaling. ``"auto"``: for MSE (a Gaussian likelihood)
+        ``"global"``, which centres every feature and divides all of them by one
+        scale (the root mean variance), so that the loss weighs the features as
+        PCA does; for BCE (a Bernoulli likelihood) ``"minmax"`` to [0, 1] (no
+        change when the data already lie in [0, 1]). ``"standard"`` standardizes
+        each feature (every feature then weighs the same).
     alpha : float, default=1e-5
         L2 penalty on the weight matrices (biases are not penalized).
     learning_rate : float, default=1e-3
@@ -189,8 +192,9 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     shuffle : bool, default=True
         Reshuffle the samples each epoch.
     tol : float, default=1e-4
-        Minimum improvement of the monitored loss; training stops after
-        ``n_iter_no_change`` epochs without one.
+        Minimum improvement of the monitored loss, relative to the loss at the
+        start of training (so it does not depend on the units of X); training
+        stops after ``n_iter_no_change`` epochs without one.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data, monitor its loss (the
         training objective, on uncorrupted inputs) to stop, and keep the weights
@@ -375,7 +379,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         self._kind().extend_module(module, architecture)
         return module
 
-    def _initialize_module(self, module):
+    def _initialize_module(self, module, rows):
         self._kind().initialize(module, self.sparsity_target)
 
     def _kind(self):

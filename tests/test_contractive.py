@@ -84,7 +84,8 @@ def test_contraction_shrinks_the_jacobian(hidden):
         max_iter=10,
         random_state=0,
     )
-    cae = ContractiveAE(contraction_weight=1.0, **common).fit(X)
+    # The penalty is per input feature: 64 features, 64 times the old weight.
+    cae = ContractiveAE(contraction_weight=64.0, **common).fit(X)
     plain = ContractiveAE(contraction_weight=0.0, **common).fit(X)
     j_cae, j_plain = _mean_jacobian_norm(cae, X), _mean_jacobian_norm(plain, X)
     print(f"mean ||J||_F^2, hidden={hidden}: CAE {j_cae:.4f}, plain {j_plain:.4f}")
@@ -126,3 +127,22 @@ def test_bad_parameters_raise_at_fit(params, name):
     X = np.random.default_rng(0).normal(size=(20, 3))
     with pytest.raises(ValueError, match=name):
         ContractiveAE(max_iter=1, **params).fit(X)
+
+
+def test_penalty_is_per_input_feature():
+    # The Jacobian norm sums over input features; the weight must mean the
+    # same for 64 or 784 of them, so the penalty is divided by their number.
+    from skae._contractive import ContractiveObjective
+    from skae._penalties import contractive_penalty
+    from skae.nn import MLPAutoencoder
+
+    torch.manual_seed(0)
+    for n_features in (8, 80):
+        module = MLPAutoencoder(n_features, 3, code_activation="logistic")
+        x = torch.randn(16, n_features)
+        code, norm = contractive_penalty(module.encoder, x)
+        objective = ContractiveObjective("mse", weight=2.0)
+        expected = 2.0 * norm / n_features
+        assert objective.penalty(code, x, module).item() == pytest.approx(
+            expected.item(), rel=1e-6
+        )

@@ -36,6 +36,7 @@ COMMON = dict(
     max_iter=4,
     batch_size=64,
     shuffle=False,
+    early_stopping=False,
     random_state=0,
     device="cpu",
 )
@@ -265,7 +266,7 @@ def test_incremental_wrapper(client):
     X = _data(1200)
     Xd = da.from_array(X, chunks=(300, 6))
     model = wrappers.Incremental(
-        AutoencoderTransformer(**COMMON), shuffle_blocks=False
+        AutoencoderTransformer(**COMMON, init="random"), shuffle_blocks=False
     ).fit(Xd)
     # One partial_fit (one epoch) per block; the scaling comes from block 0.
     fitted = model.estimator_

@@ -19,8 +19,9 @@ from skae import (
 )
 
 AUTOENCODERS = [AutoencoderTransformer, SparseAE, DenoisingAE, ContractiveAE, VAE]
-#: Defaults chosen per model: n_components and hidden_layer_sizes everywhere.
-PER_MODEL_DEFAULTS = ["n_components", "hidden_layer_sizes"]
+#: Defaults chosen per model: the code size and the network everywhere, and
+#: AutoencoderTransformer's early stopping (its PCA start needs held-out rows).
+PER_MODEL_DEFAULTS = ["n_components", "hidden_layer_sizes", "early_stopping"]
 
 
 def _shared(classes):
@@ -31,6 +32,8 @@ def _shared(classes):
 def test_parameters_shared_by_all_autoencoders():
     params = [p for p in _shared(AUTOENCODERS) if p not in PER_MODEL_DEFAULTS]
     params.remove("alpha")  # the VAE's default is 0.0 (the ELBO has its prior)
+    # The VAE standardizes by default (its variance floor is per feature).
+    params.remove("scaling")
     assert len(params) >= 12
     assert_docstring_consistency(AUTOENCODERS, include_params=params)
 
@@ -38,5 +41,5 @@ def test_parameters_shared_by_all_autoencoders():
 def test_parameters_shared_by_the_deterministic_autoencoders():
     classes = AUTOENCODERS[:4]
     params = [p for p in _shared(classes) if p not in PER_MODEL_DEFAULTS]
-    assert {"alpha", "loss", "pretraining"} <= set(params)
+    assert {"alpha", "loss", "pretraining", "scaling"} <= set(params)
     assert_docstring_consistency(classes, include_params=params)

@@ -44,6 +44,7 @@ def test_pretrain_layerwise_on_autoencoder_transformer_module():
     ae = AutoencoderTransformer(
         n_components=2,
         hidden_layer_sizes=(8, 4),
+        init="random",  # a plain MLP stack: every weight is pretrained
         learning_rate=1e-2,
         max_iter=1,
         random_state=0,

@@ -7,6 +7,7 @@ architectures.
 
 from skae.nn._mlp import (
     ACTIVATIONS,
+    LinearPlusMLP,
     MLPAutoencoder,
     linear_layers,
     make_mlp,
@@ -19,6 +20,7 @@ __all__ = [
     "ACTIVATIONS",
     "AutoencoderModule",
     "GaussianEncoder",
+    "LinearPlusMLP",
     "MLPAutoencoder",
     "linear_layers",
     "make_mlp",

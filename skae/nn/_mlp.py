@@ -77,6 +77,33 @@ def make_mlp(sizes, activation="relu", *, dropout=0.0, last_activation=None):
     return nn.Sequential(*layers)
 
 
+class LinearPlusMLP(nn.Module):
+    """``linear(x) + mlp(x)``: a linear map with a non-linear correction.
+
+    With the correction's last layer at zero this is exactly the linear map,
+    e.g. PCA's projection, which training then bends where the data ask for
+    it (the residual idea of He et al., 2016, applied to the whole encoder or
+    decoder).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skae.nn import LinearPlusMLP, make_mlp
+    >>> block = LinearPlusMLP(nn.Linear(4, 2), make_mlp([4, 8, 2]))
+    >>> block(torch.zeros(3, 4)).shape
+    torch.Size([3, 2])
+    """
+
+    def __init__(self, linear, mlp):
+        super().__init__()
+        self.linear = linear
+        self.mlp = mlp
+
+    def forward(self, x):
+        return self.linear(x) + self.mlp(x)
+
+
 class MLPAutoencoder(nn.Module):
     """A mirrored MLP autoencoder: ``x -> encoder -> code -> decoder -> output``.
 
@@ -98,6 +125,10 @@ class MLPAutoencoder(nn.Module):
         Activation applied to the code (None: a linear code, as in PCA).
     dropout : float, default=0.0
         Dropout on hidden layers.
+    linear_path : bool, default=False
+        With hidden layers, make the encoder and the decoder
+        :class:`LinearPlusMLP`: a linear map plus the MLP (for a code layer
+        without activation only).
 
     Examples
     --------
@@ -116,6 +147,7 @@ class MLPAutoencoder(nn.Module):
         activation="relu",
         code_activation=None,
         dropout=0.0,
+        linear_path=False,
     ):
         super().__init__()
         hidden = list(hidden_layer_sizes)
@@ -128,6 +160,15 @@ class MLPAutoencoder(nn.Module):
         self.decoder = make_mlp(
             [n_components, *reversed(hidden), n_features], activation, dropout=dropout
         )
+        if linear_path and hidden:
+            if code_activation is not None:
+                raise ValueError("linear_path needs a linear code layer.")
+            self.encoder = LinearPlusMLP(
+                nn.Linear(n_features, n_components), self.encoder
+            )
+            self.decoder = LinearPlusMLP(
+                nn.Linear(n_components, n_features), self.decoder
+            )
 
     def encode(self, x):
         return self.encoder(x)
