@@ -51,12 +51,15 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     .. math::
 
         \min_{f, g} \frac1m \sum_{i=1}^m \Big[\ell\big(x_i, g(f(x_i))\big)
-        + \lambda \Big\lVert \frac{\partial f(x_i)}{\partial x} \Big\rVert_F^2
+        + \frac{\lambda}{d} \Big\lVert \frac{\partial f(x_i)}{\partial x}
+        \Big\rVert_F^2
         \Big] + \frac{\alpha}{2} \sum_W \lVert W \rVert_F^2 ,
         \qquad \lVert J \rVert_F^2 = \sum_{j, k} J_{jk}^2 ,
 
     with :math:`\ell` the per-feature mean squared error or binary
-    cross-entropy and :math:`\lambda` = ``contraction_weight``. For a single
+    cross-entropy, :math:`d` the number of input features (the penalty is a
+    per-feature mean, like the loss) and :math:`\lambda` =
+    ``contraction_weight``. For a single
     sigmoid layer, :math:`h = \sigma(W x + b)`, the penalty has the closed
     form :math:`\sum_j \big(h_j (1 - h_j)\big)^2 \sum_k W_{jk}^2`, which is
     what is computed then (as cheap as the forward pass). For a deeper encoder
