@@ -1,30 +1,104 @@
-"""A safe file format for fitted skae estimators: no code runs on load.
+"""A safe, checked file format for fitted skae estimators.
 
-A file holds one dictionary written by :func:`torch.save` and read back with
+A file is an archive written by :func:`torch.save` and read back with
 ``torch.load(weights_only=True)``, which only rebuilds tensors and plain
-containers. Hyper-parameters and small fitted attributes are JSON text,
-arrays and weights are tensors, and the estimator class is looked up by name
-among skae's own estimators, never imported from the file.
+containers: no code from a file ever runs. The archive holds one dictionary
+(format version 3)::
+
+    format          "skae-estimator"
+    format_version  3
+    skae_version    the skae release that wrote it
+    header          JSON text: the estimator's class name, its parameters,
+                    its public fitted attributes, and which tensors hold the
+                    weights of its torch module and its optimizer's moments
+    tensors         every array and weight, as CPU tensors, by name
+    sha256          SHA-256 of all the above (header and tensor bytes)
 
 What a file keeps (the persistence contract, held by a test for every
 estimator): the parameters; every public fitted attribute (names ending in
 ``_``, including the fitted network's description ``architecture_`` and the
-root of the random streams ``random_seed_``); the weights of every fitted
-torch module; and the optimizer's moment estimates (Adam's ``exp_avg``,
-``exp_avg_sq`` and step count per parameter). So ``load(path).partial_fit(X)``
-takes exactly the step the saved estimator would have taken. Runtime caches
-(private attributes) are not kept.
+root of the random streams ``random_seed_``); the weights of the fitted torch
+module; and the optimizer's moment estimates (Adam's ``exp_avg``,
+``exp_avg_sq`` and step count per parameter, keyed by parameter name). So
+``load(path).partial_fit(X)`` takes exactly the step the saved estimator would
+have taken. Runtime caches (private attributes) are not kept.
+
+What :func:`load` checks, in order, before it builds anything a file's
+contents could make large (a file that fails any check raises one
+``ValueError`` naming what is wrong):
+
+1. the archive: at most ``max_bytes`` bytes; every member stored, not
+   compressed, and no larger than the file (so nothing inflates); a bounded
+   number of pickle instructions per member (so the unpickler cannot turn a
+   small file into a large structure);
+2. the contents: only dense, contiguous CPU tensors of plain dtypes, each
+   referenced exactly once by the header; the SHA-256 matches (a damaged file
+   never loads with different output);
+3. the estimator: the class is one of skae's or one passed in ``classes``,
+   looked up by name, never imported; the parameters are exactly that class's
+   and pass its own validation; the fitted attributes are the ones that class
+   produces, with types, sizes and values consistent with each other;
+   ``architecture_`` has the entries the class's networks have, with values
+   its parameters accept; its network (built on PyTorch's ``meta`` device,
+   which allocates nothing) has exactly the stored weights' names, shapes and
+   dtypes and maps ``n_features_in_`` inputs to ``n_components_`` codes; the
+   weights and the optimizer's moments are finite and match each other.
+
+Only then is the module built, on the CPU or ``device``, from the stored
+weights. :func:`save` runs the same checks on what it is about to write, so it
+refuses what :func:`load` would refuse, and replaces the destination
+atomically.
 """
 
+import contextlib
+import hashlib
 import json
+import os
+import pickletools
+import secrets
+import zipfile
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import validate_parameter_constraints
+from sklearn.utils.validation import check_is_fitted
+
+from skae._base import BaseAutoencoder
 
 FORMAT_NAME = "skae-estimator"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+
+#: Default largest file :func:`load` reads (4 GiB); ``load(max_bytes=...)``.
+MAX_BYTES = 4 * 2**30
+
+# Pickle instructions allowed per archive member (plus a fixed allowance). An
+# skae file needs about 30 per tensor and each tensor has its own member; the
+# bound keeps the unpickler from building millions of objects out of a small
+# file (measured: 4 MB of one-byte instructions became 300 MB of dicts).
+_PICKLE_OPS_BASE = 1024
+_PICKLE_OPS_PER_MEMBER = 64
+
+_PAYLOAD_KEYS = {"format", "format_version", "skae_version", "header", "tensors"}
+_HEADER_KEYS = {"class", "params", "attributes", "modules", "optimizer"}
+# Plain dtypes only (no quantized or other special ones); the unsigned
+# 16- to 64-bit types exist from torch 2.3.
+_DTYPES = {
+    getattr(torch, name)
+    for name in (
+        "bool uint8 int8 int16 int32 int64 uint16 uint32 uint64 float16 bfloat16 "
+        "float32 float64 complex64 complex128"
+    ).split()
+    if hasattr(torch, name)
+}
+_DEVICE_TYPES = {"cpu", "cuda", "mps"}
+_MAX_COUNT = 2**63  # counters, seeds and sizes stay int64
 
 
+class _BadFile(ValueError):
+    """What is wrong with a file's contents; the caller adds the file's name."""
+
+
+# ----------------------------------------------------------------- encoding
 def _encode(value, tensors, key):
     """Turn ``value`` into JSON-able data, moving arrays into ``tensors``."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -36,10 +110,10 @@ def _encode(value, tensors, key):
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             return {"__object_array__": [_encode(v, tensors, key) for v in value]}
-        tensors[key] = torch.from_numpy(np.ascontiguousarray(value))
+        _put(tensors, key, torch.from_numpy(np.ascontiguousarray(value)))
         return {"__ndarray__": key}
     if isinstance(value, torch.Tensor):
-        tensors[key] = value.detach().cpu()
+        _put(tensors, key, value)
         return {"__tensor__": key}
     if isinstance(value, tuple):
         return {
@@ -54,41 +128,165 @@ def _encode(value, tensors, key):
             "__dict__": {k: _encode(v, tensors, f"{key}.{k}") for k, v in value.items()}
         }
     raise TypeError(
-        f"Cannot save attribute {key.split('.')[0]!r} of type {type(value).__name__} "
+        f"Cannot save attribute {key.split('.')[1]!r} of type {type(value).__name__} "
         "in the safe format (e.g. random_state must be an int or None)."
     )
 
 
-def _decode(value, tensors):
-    if isinstance(value, list):
-        return [_decode(v, tensors) for v in value]
-    if not isinstance(value, dict):
-        return value
-    ((tag, payload),) = value.items()
-    if tag == "__device__":
-        return torch.device(payload)
-    if tag == "__ndarray__":
-        return tensors[payload].numpy()
-    if tag == "__tensor__":
-        return tensors[payload]
-    if tag == "__object_array__":
-        return np.array([_decode(v, tensors) for v in payload], dtype=object)
-    if tag == "__tuple__":
-        return tuple(_decode(v, tensors) for v in payload)
-    if tag == "__dict__":
-        return {k: _decode(v, tensors) for k, v in payload.items()}
-    raise ValueError(f"Unknown tag {tag!r} in an skae file.")
+def _put(tensors, key, tensor):
+    # A compact CPU copy: a view would drag its whole base storage into the
+    # file, and a non-contiguous tensor would be refused on load.
+    if key in tensors:
+        raise TypeError(f"Two values would be saved under the same name {key!r}.")
+    tensors[key] = tensor.detach().cpu().contiguous().clone()
 
 
+class _Tensors:
+    """The file's tensors, handed out by name, each at most once."""
+
+    def __init__(self, tensors):
+        self.tensors = tensors
+        self.used = set()
+
+    def take(self, key):
+        if not isinstance(key, str) or key not in self.tensors:
+            raise _BadFile(f"the header refers to a missing tensor {key!r}")
+        if key in self.used:
+            raise _BadFile(f"the header refers to tensor {key!r} twice")
+        self.used.add(key)
+        return self.tensors[key]
+
+    def array(self, key):
+        tensor = self.take(key)
+        if tensor.dtype == torch.bfloat16:
+            raise _BadFile(f"tensor {key!r} is bfloat16, which no attribute is")
+        return tensor.numpy()
+
+    def check_all_used(self):
+        unused = sorted(set(self.tensors) - self.used)
+        if unused:
+            raise _BadFile(f"tensors {unused[:5]} belong to nothing in the header")
+
+    def decode(self, value):
+        """The value ``_encode`` turned into ``value``."""
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, list):
+            return [self.decode(v) for v in value]
+        if not isinstance(value, dict) or len(value) != 1:
+            raise _BadFile(f"unexpected structure {_short(value)} in the header")
+        ((tag, payload),) = value.items()
+        if tag == "__ndarray__":
+            return self.array(payload)
+        if tag == "__tensor__":
+            return self.take(payload)
+        if tag == "__device__" and isinstance(payload, str):
+            try:
+                return torch.device(payload)
+            except (RuntimeError, TypeError, ValueError):
+                raise _BadFile(f"{payload!r} is not a torch device") from None
+        if tag == "__object_array__" and isinstance(payload, list):
+            array = np.empty(len(payload), dtype=object)
+            for i, item in enumerate(payload):
+                array[i] = self.decode(item)
+            return array
+        if tag == "__tuple__" and isinstance(payload, list):
+            return tuple(self.decode(v) for v in payload)
+        if tag == "__dict__" and isinstance(payload, dict):
+            return {k: self.decode(v) for k, v in payload.items()}
+        raise _BadFile(f"unexpected structure {_short(value)} in the header")
+
+
+def _reason(exc):
+    return str(exc).strip().rstrip(".")
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _digest(payload):
+    """SHA-256 of everything in ``payload`` but the digest itself."""
+    h = hashlib.sha256()
+
+    def feed(data):
+        # Length-prefixed, so that no two different contents hash the same
+        # sequence of bytes.
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+
+    for key in ("format", "format_version", "skae_version", "header"):
+        feed(str(payload[key]).encode())
+    tensors = payload["tensors"]
+    for key in sorted(tensors):
+        tensor = tensors[key]
+        feed(json.dumps([key, str(tensor.dtype), list(tensor.shape)]).encode())
+        feed(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------- families
+def _skae_classes():
+    """skae's own estimator classes by name (looked up, never imported)."""
+    from skae.utils import all_estimators
+
+    return dict(all_estimators())
+
+
+def _family(cls):
+    """Which kind of fitted state ``cls`` has: its schema, or None."""
+    import skae
+
+    if not isinstance(cls, type):
+        return None
+    if issubclass(cls, BaseAutoencoder):
+        return "autoencoder"
+    if issubclass(cls, skae.DictionaryLearner):
+        return "dictionary"
+    return None
+
+
+def _known_classes(classes):
+    known = _skae_classes()
+    for cls in classes:
+        if _family(cls) is None:
+            raise TypeError(
+                f"classes must hold skae estimator classes (subclasses of an skae "
+                f"estimator or of skae._base.BaseAutoencoder), got {cls!r}."
+            )
+        known[cls.__name__] = cls
+    return known
+
+
+# ------------------------------------------------------------------- public
 def save(estimator, path):
     """Save a fitted skae estimator to ``path`` in a format that runs no code on load.
+
+    The file is first written next to ``path`` under a temporary name, flushed
+    to disk, then renamed over ``path`` in one step: if anything fails part
+    way (a full disk, an interruption), an existing file at ``path`` is left
+    as it was. Before writing, the contents get the same checks as in
+    :func:`load`, so a file that would not load is not written.
 
     Parameters
     ----------
     estimator : skae estimator
-        A fitted estimator from :mod:`skae`.
+        A fitted estimator from :mod:`skae`, or of a class derived from one.
     path : str or path-like
         Destination file (conventionally ``*.skae``).
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not an skae estimator (e.g. scikit-learn's
+        ``PCA``: save those with :mod:`joblib` or skops), or holds an
+        attribute the format cannot store.
+    sklearn.exceptions.NotFittedError
+        If ``estimator`` is not fitted.
+    ValueError
+        If ``estimator`` is in a state :func:`load` would refuse (e.g. an
+        invalid parameter set after fitting).
 
     See Also
     --------
@@ -110,42 +308,32 @@ def save(estimator, path):
     ... )
     True
     """
-    from sklearn.utils.validation import check_is_fitted
-
-    from skae import __version__
-
+    if _family(type(estimator)) is None:
+        raise TypeError(
+            f"skae.save stores skae estimators; got {type(estimator).__name__}. "
+            "Save other estimators with joblib or skops."
+        )
     check_is_fitted(estimator)
-    tensors = {}
-    params = _encode(estimator.get_params(deep=False), tensors, "param")
-    attributes = {}
-    module_state = {}
-    for name, value in vars(estimator).items():
-        if name.startswith("_") and name != "_n_features_out":
-            continue  # runtime state (optimizer, caches) is not persisted
-        if isinstance(value, torch.nn.Module):
-            module_state[name] = {
-                k: v.detach().cpu().clone() for k, v in value.state_dict().items()
-            }
-            continue
-        attributes[name] = _encode(value, tensors, f"attr.{name}")
-    torch.save(
-        {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "skae_version": __version__,
-            "class": type(estimator).__name__,
-            "params": json.dumps(params),
-            "attributes": json.dumps(attributes),
-            "tensors": tensors,
-            "modules": module_state,
-            "optimizer": _optimizer_moments(estimator),
-        },
-        path,
-    )
+    payload = _payload(estimator)
+    known = {**_skae_classes(), type(estimator).__name__: type(estimator)}
+    try:
+        _rebuild(json.loads(payload["header"]), payload["tensors"], known)
+    except _BadFile as exc:
+        raise ValueError(
+            f"Cannot save this {type(estimator).__name__}, its file would not load: "
+            f"{_reason(exc)}."
+        ) from None
+    payload["sha256"] = _digest(payload)
+    _write_atomically(path, payload)
 
 
-def load(path, device=None, *, classes=()):
+def load(path, device=None, *, classes=(), max_bytes=MAX_BYTES):
     """Load an estimator written by :func:`save`, executing no code from the file.
+
+    The file is checked before anything it describes is built (see Notes).
+    Files of format version 2 (written by skae before these checks existed)
+    are refused with a message naming the version: load them with the skae
+    release that wrote them and save them again.
 
     Parameters
     ----------
@@ -155,58 +343,836 @@ def load(path, device=None, *, classes=()):
         Where to put the model. None keeps the saved device when it exists on
         this machine and falls back to the CPU otherwise.
     classes : sequence of classes, default=()
-        Estimator classes of your own (e.g. a subclass of an skae estimator)
-        that the file may name, besides skae's. The file only names a class:
-        it is looked up in skae's estimators and these, never imported.
+        Estimator classes of your own (subclasses of skae's estimators or of
+        ``skae._base.BaseAutoencoder``) that the file may name, besides
+        skae's. The file only names a class: it is looked up in skae's
+        estimators and these, never imported. A class of your own may add
+        fitted attributes; those of its skae base are checked.
+    max_bytes : int or None, default=4 * 2**30
+        Largest file to read (4 GiB by default); None reads any size. Loading
+        takes about as much memory as the file's size, and the checks below
+        keep it so, whatever the file claims.
 
     Returns
     -------
     estimator : skae estimator
         The fitted estimator.
 
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not an skae file, is damaged (fails its integrity
+        check), is larger than ``max_bytes``, is of another format version,
+        or describes an estimator its class would not produce; the message
+        names what is wrong.
+
+    See Also
+    --------
+    save : Write the file.
+
+    Notes
+    -----
+    The checks, in order: the file's size; the archive's directory (every
+    member stored uncompressed within the file, so nothing inflates, and a
+    bounded number of pickle instructions); ``torch.load(weights_only=True)``
+    and only plain, dense tensors; the SHA-256 of the contents; the class,
+    looked up by name; its parameters, exactly the class's and valid for it;
+    its fitted attributes, exactly those the class produces, of consistent
+    types and sizes; ``architecture_``, whose network is built on PyTorch's
+    ``meta`` device (no memory) and must match the stored weights' names,
+    shapes and dtypes and map ``n_features_in_`` inputs to ``n_components_``
+    codes; finite weights and optimizer moments that match them. Only then
+    is the network built for real.
+
     Examples
     --------
-    See :func:`save`.
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skae import AutoencoderTransformer, load, save
+    >>> X = np.random.RandomState(0).rand(50, 4)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.skae")
+    >>> save(AutoencoderTransformer(max_iter=2).fit(X), path)
+    >>> load(path).transform(X).shape
+    (50, 2)
+    >>> with open(path, "rb") as f:
+    ...     data = bytearray(f.read())
+    >>> data[len(data) // 2] ^= 0xFF               # damage one byte in the middle
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(data)
+    >>> load(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: ...failed its integrity check...
     """
-    from skae.utils import all_estimators
-
+    known = _known_classes(classes)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if max_bytes is not None and size > max_bytes:
+            raise ValueError(
+                f"{path} is {size} bytes, more than max_bytes={max_bytes}; pass a "
+                "larger max_bytes to load(...) if you trust it to fit in memory."
+            )
+        try:
+            _check_archive(f, size)
+        except _BadFile as exc:
+            raise ValueError(
+                f"{path} is not a readable skae file: {_reason(exc)}."
+            ) from None
+        f.seek(0)
+        payload = _torch_load(f, path)
+    _check_version(payload, path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a foreign or damaged file: never retry unsafely
-        raise ValueError(f"{path} is not a readable skae file: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path} is not an skae estimator file.")
-    if payload.get("format_version") != FORMAT_VERSION:
+        _check_payload(payload)
+    except _BadFile as exc:
+        raise ValueError(f"{path} is not a valid skae file: {_reason(exc)}.") from None
+    if payload["sha256"] != _digest(payload):
         raise ValueError(
-            f"{path} uses skae file format version {payload.get('format_version')} "
-            f"(written by skae {payload.get('skae_version')}); this skae reads "
-            f"version {FORMAT_VERSION}. Load it with a matching skae release."
+            f"{path} failed its integrity check: the SHA-256 of its contents does "
+            "not match the one it records, so it is damaged or was modified. It "
+            "was not loaded."
         )
-    known = {**dict(all_estimators()), **{cls.__name__: cls for cls in classes}}
-    if payload["class"] not in known:
+    try:
+        header = json.loads(payload["header"])
+        estimator, modules, moments = _rebuild(header, payload["tensors"], known)
+    except (_BadFile, ValueError, RecursionError) as exc:
         raise ValueError(
-            f"{path} holds an unknown estimator {payload['class']!r}; pass your own "
-            "estimator classes with load(path, classes=[...])."
-        )
-    tensors = payload["tensors"]
-    estimator = known[payload["class"]](
-        **_decode(json.loads(payload["params"]), tensors)
-    )
-    for name, value in json.loads(payload["attributes"]).items():
-        setattr(estimator, name, _decode(value, tensors))
-    if payload["modules"]:
-        estimator._restore_modules(payload["modules"], device)
-    if payload.get("optimizer") is not None:
-        estimator._optimizer_moments = payload["optimizer"]
+            f"{path} does not hold a valid skae estimator: {_reason(exc)}."
+        ) from None
+    if modules:
+        try:
+            estimator._restore_modules(modules, device)
+        except (RuntimeError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(
+                f"{path}: the weights could not be restored ({type(exc).__name__}: "
+                f"{exc})."
+            ) from None
+    if moments is not None:
+        estimator._optimizer_moments = moments
     return estimator
 
 
-def _optimizer_moments(estimator):
-    """The optimizer's per-parameter state as CPU tensors, or None."""
-    moments = vars(estimator).get("_optimizer_moments")
-    if moments is None:
-        return None
-    return {
-        name: {k: v.detach().cpu().clone() for k, v in state.items()}
-        for name, state in moments.items()
+# ------------------------------------------------------------------ writing
+def _payload(estimator):
+    """The dictionary a file holds, without its digest."""
+    from skae import __version__
+
+    tensors = {}
+    params = {
+        name: _encode(value, tensors, f"param.{name}")
+        for name, value in estimator.get_params(deep=False).items()
     }
+    attributes, modules = {}, {}
+    for name, value in vars(estimator).items():
+        if name.startswith("_") or name in params:
+            continue  # parameters are stored above; private runtime state is not
+        if isinstance(value, torch.nn.Module):
+            modules[name] = {}
+            for key, tensor in value.state_dict().items():
+                modules[name][key] = f"module.{name}.{key}"
+                _put(tensors, modules[name][key], tensor)
+            continue
+        attributes[name] = _encode(value, tensors, f"attr.{name}")
+    optimizer = None
+    moments = vars(estimator).get("_optimizer_moments")
+    if moments is not None:
+        optimizer = {}
+        for param, state in moments.items():
+            optimizer[param] = {}
+            for key, tensor in state.items():
+                optimizer[param][key] = f"optimizer.{param}.{key}"
+                _put(tensors, optimizer[param][key], tensor)
+    header = {
+        "class": type(estimator).__name__,
+        "params": params,
+        "attributes": attributes,
+        "modules": modules,
+        "optimizer": optimizer,
+    }
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "skae_version": __version__,
+        "header": json.dumps(header),
+        "tensors": tensors,
+    }
+
+
+def _write_atomically(path, payload):
+    """Write to a new file beside ``path``, flush it to disk, rename it over."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(
+        folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp"
+    )
+    try:
+        # "x": a new file with the usual permissions, never someone else's.
+        with open(temporary, "xb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    # The rename itself survives a crash only once the folder is on disk too.
+    with contextlib.suppress(OSError, AttributeError):
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+# ------------------------------------------------------------------ reading
+def _check_archive(f, size):
+    """Check the zip directory before torch reads anything from the archive."""
+    try:
+        archive = zipfile.ZipFile(f)
+        members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError):
+        raise _BadFile(
+            "it is not a torch archive (a plain pickle, a damaged file or another "
+            "format)"
+        ) from None
+    if not members:
+        raise _BadFile("the archive is empty")
+    total = 0
+    for info in members:
+        # torch.save stores members uncompressed; a compressed member could
+        # inflate far beyond the file's size before any other check.
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise _BadFile(f"archive member {info.filename!r} is compressed")
+        if info.file_size != info.compress_size or info.file_size > size:
+            raise _BadFile(
+                f"archive member {info.filename!r} declares {info.file_size} bytes "
+                f"in a {size}-byte file"
+            )
+        total += info.file_size
+    if total > size:
+        raise _BadFile(f"the archive's members add up to more than its {size} bytes")
+    budget = _PICKLE_OPS_BASE + _PICKLE_OPS_PER_MEMBER * len(members)
+    for info in members:
+        if not info.filename.endswith(".pkl"):
+            continue
+        try:
+            with archive.open(info) as member:
+                for count, _ in enumerate(pickletools.genops(member), start=1):
+                    if count > budget:
+                        raise _BadFile(
+                            f"{info.filename!r} holds more than {budget} pickle "
+                            "instructions, far more than an skae file needs"
+                        )
+        except _BadFile:
+            raise
+        except zipfile.BadZipFile as exc:  # e.g. its CRC-32 does not match
+            raise _BadFile(
+                f"archive member {info.filename!r} is damaged ({_reason(exc)})"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
+            raise _BadFile(
+                f"{info.filename!r} is not a valid pickle ({type(exc).__name__})"
+            ) from None
+
+
+def _torch_load(f, path):
+    try:
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a foreign or damaged file
+        # Never retry unsafely, and do not pass on torch's advice to do so.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "weights_only" in reason or "trust" in reason:
+            reason = "it holds objects other than tensors and plain containers"
+        raise ValueError(
+            f"{path} is not a readable skae file: {type(exc).__name__}"
+            + (f" ({reason})" if reason else "")
+            + "."
+        ) from None
+
+
+def _check_version(payload, path):
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path} is not an skae estimator file.")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION or type(version) is not int:
+        raise ValueError(
+            f"{path} uses skae file format version {_short(version)} (written by "
+            f"skae {_short(payload.get('skae_version'))}); this skae reads version "
+            f"{FORMAT_VERSION}. Load it with a matching skae release."
+        )
+
+
+def _check_payload(payload):
+    """The top-level layout and every tensor, before anything is decoded."""
+    if set(payload) != _PAYLOAD_KEYS | {"sha256"}:
+        raise _BadFile(
+            f"it holds entries {sorted(map(str, payload))}, expected "
+            f"{sorted(_PAYLOAD_KEYS | {'sha256'})}"
+        )
+    for key in ("skae_version", "header", "sha256"):
+        if not isinstance(payload[key], str):
+            raise _BadFile(f"{key!r} is a {type(payload[key]).__name__}, not text")
+    tensors = payload["tensors"]
+    if not isinstance(tensors, dict):
+        raise _BadFile("'tensors' is not a dictionary")
+    for key, tensor in tensors.items():
+        if not isinstance(key, str) or type(tensor) is not torch.Tensor:
+            raise _BadFile(f"tensors entry {_short(key)} is not a plain tensor")
+        # A tensor is refused unless its bytes lie in its own storage: a
+        # zero-stride view can claim any shape over a few stored bytes.
+        if (
+            tensor.layout != torch.strided
+            or tensor.device.type != "cpu"
+            or tensor.dtype not in _DTYPES
+            or tensor.requires_grad
+            or not tensor.is_contiguous()
+            or tensor.numel() * tensor.element_size()
+            > tensor.untyped_storage().nbytes()
+        ):
+            raise _BadFile(
+                f"tensor {key!r} is not a dense, contiguous CPU tensor of a plain "
+                "dtype within its stored bytes"
+            )
+
+
+# --------------------------------------------------------------- validation
+def _rebuild(header, tensors, known):
+    """The estimator a file describes, checked against its class.
+
+    Returns ``(estimator, modules, moments)``: the estimator with its
+    parameters and fitted attributes set, the state dicts of its modules (to
+    be restored by the caller) and its optimizer's moments. Nothing is
+    allocated beyond the file's own tensors: networks are only built on
+    PyTorch's ``meta`` device.
+    """
+    if not isinstance(header, dict) or set(header) != _HEADER_KEYS:
+        raise _BadFile(f"the header is not an skae header: {_short(header)}")
+    name = header["class"]
+    if not isinstance(name, str) or name not in known:
+        raise _BadFile(
+            f"it holds an unknown estimator {_short(name)}; pass your own "
+            "estimator classes with load(path, classes=[...])"
+        )
+    cls = known[name]
+    store = _Tensors(tensors)
+    try:
+        params = _decode_mapping(store, header["params"], "params")
+        attributes = _decode_mapping(store, header["attributes"], "attributes")
+    except RecursionError:
+        raise _BadFile("the header is nested too deeply") from None
+    estimator = _check_params(cls, params)
+    modules = _tensor_tree(store, header["modules"], "modules", depth=2)
+    moments = header["optimizer"]
+    if moments is not None:
+        moments = _tensor_tree(store, moments, "optimizer", depth=2)
+
+    family = _family(cls)
+    skae_class = cls in _skae_classes().values()
+    _check_attribute_names(cls, family, attributes, strict=skae_class)
+    if family == "autoencoder":
+        _check_autoencoder(estimator, attributes, modules, moments)
+    else:
+        _check_dictionary(estimator, attributes, modules, moments)
+    store.check_all_used()
+    return estimator, modules, moments
+
+
+def _decode_mapping(store, mapping, part):
+    if not isinstance(mapping, dict):
+        raise _BadFile(f"the header's {part} are not a mapping")
+    return {name: store.decode(value) for name, value in mapping.items()}
+
+
+def _tensor_tree(store, tree, part, depth):
+    """``{name: {key: tensor}}`` from ``{name: {key: tensor name}}``."""
+    if not isinstance(tree, dict):
+        raise _BadFile(f"the header's {part} are not a mapping")
+    if depth == 1:
+        return {k: store.take(v) for k, v in tree.items()}
+    return {k: _tensor_tree(store, v, part, depth - 1) for k, v in tree.items()}
+
+
+def _check_params(cls, params):
+    """An estimator of ``cls`` with ``params``, validated by ``cls`` itself."""
+    try:
+        expected = set(cls._get_param_names())
+    except Exception as exc:  # noqa: BLE001 - e.g. a class with **kwargs
+        raise _BadFile(f"{cls.__name__} does not list its parameters ({exc})") from None
+    if set(params) != expected:
+        missing, extra = sorted(expected - set(params)), sorted(set(params) - expected)
+        raise _BadFile(
+            f"its parameters are not those of {cls.__name__} (missing {missing}, "
+            f"unexpected {extra})"
+        )
+    try:
+        estimator = cls(**params)
+        estimator._validate_params()
+    except (ValueError, TypeError) as exc:
+        raise _BadFile(f"invalid parameters for {cls.__name__}: {exc}") from None
+    return estimator
+
+
+# Checks of single fitted values: ``check(value, ctx, name)`` raises _BadFile.
+# ``ctx`` holds the class and the sizes the other attributes must agree with.
+def _nonneg(value, ctx, name):
+    _expect(_is_int(value) and 0 <= value < _MAX_COUNT, name, value, "a count >= 0")
+
+
+def _positive(value, ctx, name):
+    _expect(_is_int(value) and 1 <= value < _MAX_COUNT, name, value, "an int >= 1")
+
+
+def _real(value, ctx, name):
+    _expect(_is_real(value), name, value, "a real number")
+
+
+def _fraction(value, ctx, name):
+    _expect(_is_real(value) and 0 <= value <= 1, name, value, "a number in [0, 1]")
+
+
+def _curve(value, ctx, name):
+    _expect(
+        isinstance(value, list) and all(_is_real(v) for v in value),
+        name,
+        value,
+        "a list of numbers",
+    )
+
+
+def _device(value, ctx, name):
+    _expect(
+        isinstance(value, torch.device) and value.type in _DEVICE_TYPES,
+        name,
+        value,
+        f"a torch.device of type {sorted(_DEVICE_TYPES)}",
+    )
+
+
+def _resolved(parameter):
+    """A fitted value of ``parameter`` (e.g. ``loss_``): one the parameter
+    accepts, other than ``"auto"``; read from the class's constraints, so a
+    new option needs no change here."""
+
+    def check(value, ctx, name):
+        constraints = {
+            **BaseAutoencoder._parameter_constraints,
+            **ctx["cls"]._parameter_constraints,
+        }
+        try:
+            validate_parameter_constraints(
+                {parameter: constraints[parameter]},
+                {parameter: value},
+                caller_name=ctx["cls"].__name__,
+            )
+        except (ValueError, TypeError):
+            value_ok = False
+        else:
+            value_ok = isinstance(value, str) and value != "auto"
+        _expect(value_ok, name, value, f"a resolved value of {parameter!r}")
+
+    return check
+
+
+def _vector(size, *, kind="f", positive=False, optional=False):
+    """A finite 1-D array of ``ctx[size]`` entries of dtype kind ``kind``."""
+
+    def check(value, ctx, name):
+        if optional and value is None:
+            return
+        _check_array(value, name, (ctx[size],), kind)
+        if kind == "f":
+            _expect(np.all(np.isfinite(value)), name, "...", "finite")
+            if positive:
+                _expect(np.all(value > 0), name, "...", "positive")
+
+    return check
+
+
+def _names(value, ctx, name):
+    _expect(
+        isinstance(value, np.ndarray)
+        and value.shape == (ctx["n_features"],)
+        and all(isinstance(v, str) for v in value),
+        name,
+        value,
+        f"an array of {ctx['n_features']} feature names",
+    )
+
+
+def _seed(value, ctx, name):
+    _expect(_is_int(value) and 0 <= value < 2**64, name, value, "a seed in [0, 2**64)")
+
+
+def _random_state(value, ctx, name):
+    # What RandomState.get_state() returns; set_state itself accepts keys of
+    # other lengths and dtypes, which would continue another stream.
+    _expect(
+        isinstance(value, tuple)
+        and len(value) == 5
+        and value[0] == "MT19937"
+        and isinstance(value[1], np.ndarray)
+        and value[1].dtype == np.uint32
+        and value[1].shape == (624,)
+        and _is_int(value[2])
+        and 0 <= value[2] <= 624
+        and value[3] in (0, 1)
+        and _is_real(value[4]),
+        name,
+        value,
+        "a numpy RandomState state (MT19937)",
+    )
+
+
+# What each estimator produces when fitted, by name (the names are public,
+# see the developer guide's persistence contract), with the check of each
+# value (None: checked with the others it must agree with). When a fit starts
+# setting a new public attribute, add it here: until then save and load
+# refuse the model, naming the attribute.
+_AUTOENCODER_ATTRIBUTES = {
+    "n_features_in_": _positive,
+    "device_": _device,
+    "random_seed_": _seed,
+    "loss_": _resolved("loss"),
+    "scaling_": _resolved("scaling"),
+    "offset_": _vector("n_features"),
+    "scale_": _vector("n_features", positive=True),
+    "architecture_": None,  # checked against the class's own network
+    "n_components_": _positive,
+    "loss_curve_": _curve,
+    "n_iter_": _nonneg,
+    "n_pretraining_iter_": _nonneg,
+}
+_DICTIONARY_ATTRIBUTES = {
+    "n_features_in_": _positive,
+    "components_": None,  # sets the sizes, checked first
+    "mean_": _vector("n_features", optional=True),
+    "inner_stats_": None,  # checked against the code type's own statistics
+    "n_iter_": _nonneg,
+    "n_steps_": _nonneg,
+    "n_samples_seen_": _nonneg,
+    "objective_": _real,
+    "rng_state_": _random_state,
+    "device_": _device,
+}
+#: Present only for some inputs or settings.
+_OPTIONAL_ATTRIBUTES = {
+    "feature_names_in_": _names,  # fitted on a DataFrame
+    "validation_loss_curve_": _curve,  # early_stopping=True
+}
+#: What an skae estimator adds to its family's attributes, by class name.
+_EXTRA_ATTRIBUTES = {
+    "SparseAE": {
+        "k_": None,  # checked against architecture_
+        "dead_units_": _vector("n_components", kind="b"),
+        "dead_fraction_": _fraction,
+    },
+    "DenoisingAE": {
+        "data_min_": _vector("n_features"),
+        "data_max_": _vector("n_features"),
+    },
+    "VAE": {
+        "reconstruction_curve_": _curve,
+        "kl_curve_": _curve,
+        "elbo_curve_": _curve,
+        "kl_weight_curve_": _curve,
+    },
+}
+
+
+def _schema(cls, family):
+    """Required attributes of a fitted ``cls`` and their checks."""
+    schema = dict(
+        _AUTOENCODER_ATTRIBUTES if family == "autoencoder" else _DICTIONARY_ATTRIBUTES
+    )
+    skae = _skae_classes()
+    for name, extra in _EXTRA_ATTRIBUTES.items():
+        if issubclass(cls, skae[name]):
+            schema.update(extra)
+    return schema
+
+
+def _check_attribute_names(cls, family, attributes, *, strict):
+    for name in attributes:
+        # Fitted attributes are public data: a file must not replace a
+        # method, a property or private state.
+        if name.startswith("_") or not name.endswith("_") or hasattr(cls, name):
+            raise _BadFile(
+                f"{name!r} is not a fitted attribute {cls.__name__} can have"
+            )
+    schema = _schema(cls, family)
+    missing = sorted(set(schema) - set(attributes))
+    if missing:
+        raise _BadFile(f"fitted attributes {missing} of {cls.__name__} are missing")
+    # A class of the user's own may add attributes of its own.
+    unexpected = sorted(set(attributes) - set(schema) - set(_OPTIONAL_ATTRIBUTES))
+    if strict and unexpected:
+        raise _BadFile(
+            f"{cls.__name__} has no fitted attributes {unexpected[:5]} (a file of "
+            "another class?)"
+        )
+
+
+def _check_values(cls, family, attributes, ctx):
+    checks = {**_OPTIONAL_ATTRIBUTES, **_schema(cls, family)}
+    for name, value in attributes.items():
+        check = checks.get(name)
+        if check is not None:
+            check(value, ctx, name)
+
+
+def _check_autoencoder(estimator, attributes, modules, moments):
+    cls = type(estimator)
+    _positive(attributes["n_features_in_"], None, "n_features_in_")
+    _positive(attributes["n_components_"], None, "n_components_")
+    ctx = {
+        "cls": cls,
+        "n_features": attributes["n_features_in_"],
+        "n_components": attributes["n_components_"],
+    }
+    _check_values(cls, "autoencoder", attributes, ctx)
+    if set(modules) != {"module_"}:
+        raise _BadFile(f"it holds modules {sorted(modules)}, expected ['module_']")
+    weights = modules["module_"]
+    architecture = attributes["architecture_"]
+    _check_architecture(
+        estimator, architecture, attributes, ctx, n_tensors=len(weights)
+    )
+    if "k_" in attributes and attributes["k_"] != architecture.get("k"):
+        raise _BadFile(
+            f"k_={_short(attributes['k_'])} differs from the architecture's "
+            f"k={_short(architecture.get('k'))}"
+        )
+    for name, value in attributes.items():
+        setattr(estimator, name, value)
+    network = _meta_network(estimator, architecture)
+    _check_weights(network, weights)
+    _check_forward(estimator, network, ctx)
+    if moments is not None:
+        _check_moments(network, moments)
+
+
+def _check_architecture(estimator, architecture, attributes, ctx, n_tensors):
+    """``architecture_`` describes a network of the class's own kind.
+
+    Its entries are those the class's ``_architecture`` returns, and the
+    entries that name a parameter hold values that parameter accepts: they
+    are given to a fresh instance (other parameters at their defaults, the
+    fitted attributes as stored), which must validate them. Whether the
+    class can build that network with the stored weights is checked next.
+    """
+    cls = type(estimator)
+    _expect(
+        isinstance(architecture, dict)
+        and all(isinstance(k, str) for k in architecture),
+        "architecture_",
+        architecture,
+        "a dict",
+    )
+    for key, value in architecture.items():
+        # Each entry of a sequence (a layer's width, ...) has weights of its
+        # own, so a longer one than there are tensors cannot describe them;
+        # this bounds the work of building the network below.
+        if isinstance(value, (list, tuple)) and len(value) > n_tensors:
+            raise _BadFile(
+                f"architecture_[{key!r}] has {len(value)} entries for {n_tensors} "
+                "stored weight tensors"
+            )
+    n_features = ctx["n_features"]
+    for key, size in (
+        ("n_features", n_features),
+        ("n_components", ctx["n_components"]),
+    ):
+        if key in architecture and architecture[key] != size:
+            raise _BadFile(
+                f"architecture_[{key!r}]={_short(architecture[key])} differs from "
+                f"{key}_{'in_' if key == 'n_features' else ''}={size}"
+            )
+    try:
+        defaults = cls().get_params(deep=False)
+        named = {k: v for k, v in architecture.items() if k in defaults}
+        probe = cls(**{**defaults, **named})
+        for name, value in attributes.items():
+            setattr(probe, name, value)
+        probe._validate_params()
+        probe._validate_model_params(n_features)
+        entries = set(probe._architecture(n_features))
+    except Exception as exc:  # noqa: BLE001 - the class's own verdict, reported
+        raise _BadFile(
+            f"architecture_ is not one {cls.__name__} builds ({type(exc).__name__}: "
+            f"{_reason(exc)})"
+        ) from None
+    # Only the entries are compared, not every value: a value may come from a
+    # parameter the architecture does not name (set_params after fitting may
+    # have changed it since), and the network is rebuilt from the values.
+    if entries != set(architecture):
+        raise _BadFile(
+            f"architecture_ has entries {sorted(architecture)}, but {cls.__name__} "
+            f"describes its network by {sorted(entries)}"
+        )
+
+
+def _meta_network(estimator, architecture):
+    """The class's network for ``architecture``, with no memory behind it."""
+    try:
+        with torch.device("meta"):
+            network = estimator._build_module(architecture)
+        _expect(
+            isinstance(network, torch.nn.Module), "the network", network, "a module"
+        )
+    except _BadFile:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported, with its reason
+        raise _BadFile(
+            f"{type(estimator).__name__} cannot build the network of architecture_ "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    return network.eval()
+
+
+def _check_weights(network, weights):
+    expected = network.state_dict()
+    if set(expected) != set(weights):
+        missing = sorted(set(expected) - set(weights))
+        extra = sorted(set(weights) - set(expected))
+        raise _BadFile(
+            f"the weights do not fit the network of architecture_ (missing "
+            f"{missing[:5]}, unexpected {extra[:5]})"
+        )
+    for key, tensor in expected.items():
+        stored = weights[key]
+        if stored.shape != tensor.shape or stored.dtype != tensor.dtype:
+            raise _BadFile(
+                f"weight {key!r} is {stored.dtype} of shape {tuple(stored.shape)}; "
+                f"the network of architecture_ has {tensor.dtype} of shape "
+                f"{tuple(tensor.shape)}"
+            )
+        # Training never keeps non-finite weights (a diverged step is undone).
+        if stored.is_floating_point() and not torch.isfinite(stored).all():
+            raise _BadFile(f"weight {key!r} is not finite")
+
+
+def _check_forward(estimator, network, ctx):
+    """The network maps n_features_in_ inputs to n_components_ codes and back."""
+    n_features, n_components = ctx["n_features"], ctx["n_components"]
+    dtype = next((p.dtype for p in network.parameters()), torch.float32)
+    x = torch.empty(2, n_features, device="meta", dtype=dtype)
+    try:
+        with torch.no_grad():
+            z = estimator._encode(network, x)
+            x_hat = estimator._decode(network, z)
+    except Exception as exc:  # noqa: BLE001 - reported, with its reason
+        raise _BadFile(
+            f"the network of architecture_ does not run on {n_features} features "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    if tuple(z.shape) != (2, n_components) or tuple(x_hat.shape) != (2, n_features):
+        raise _BadFile(
+            f"the network of architecture_ maps {n_features} features to codes of "
+            f"shape {tuple(z.shape)[1:]} and back to {tuple(x_hat.shape)[1:]}; "
+            f"expected ({n_components},) and ({n_features},)"
+        )
+
+
+def _check_moments(network, moments):
+    """Every parameter's optimizer state has the same entries, each of them
+    a finite float scalar for every parameter (a step count) or shaped like
+    every parameter (a moment estimate)."""
+    parameters = dict(network.named_parameters())
+    kinds = {}
+    for name, state in moments.items():
+        if name not in parameters:
+            raise _BadFile(f"optimizer moments for {name!r}, which the network lacks")
+        parameter = parameters[name]
+        if kinds and set(state) != set(kinds):
+            raise _BadFile(
+                f"the optimizer state of {name!r} has entries {sorted(state)}, "
+                f"others have {sorted(kinds)}"
+            )
+        for key, tensor in state.items():
+            like_parameter = (
+                tensor.shape == parameter.shape and tensor.dtype == parameter.dtype
+            )
+            scalar = tensor.dim() == 0 and tensor.is_floating_point()
+            kind = kinds.setdefault(key, "scalar" if scalar else "like the parameter")
+            if not (scalar if kind == "scalar" else like_parameter):
+                raise _BadFile(
+                    f"optimizer moment {key!r} of {name!r} is {tensor.dtype} of shape "
+                    f"{tuple(tensor.shape)}; expected {kind} "
+                    f"({parameter.dtype}, shape {tuple(parameter.shape)})"
+                )
+            if not torch.isfinite(tensor).all():
+                raise _BadFile(f"optimizer moment {key!r} of {name!r} is not finite")
+
+
+def _check_dictionary(estimator, attributes, modules, moments):
+    if modules or moments is not None:
+        raise _BadFile(f"{type(estimator).__name__} has no torch module or optimizer")
+    _positive(attributes["n_features_in_"], None, "n_features_in_")
+    n_features = attributes["n_features_in_"]
+    components = attributes["components_"]
+    _check_array(components, "components_", None, "f", ndim=2)
+    n_components = components.shape[0]
+    _expect(
+        components.shape[1] == n_features and n_components >= 1,
+        "components_",
+        f"shape {components.shape}",
+        f"of shape (n_components, n_features_in_={n_features})",
+    )
+    _expect(np.all(np.isfinite(components)), "components_", "...", "finite")
+    ctx = {
+        "cls": type(estimator),
+        "n_features": n_features,
+        "n_components": n_components,
+    }
+    _check_values(type(estimator), "dictionary", attributes, ctx)
+    # The running statistics the code type keeps, sized on the meta device.
+    stats = attributes["inner_stats_"]
+    try:
+        expected = estimator._code_type().new_stats(
+            n_components, n_features, device="meta", dtype=torch.float64
+        )
+    except Exception as exc:  # noqa: BLE001 - reported, with its reason
+        raise _BadFile(f"no running statistics for this code ({exc})") from None
+    _expect(
+        isinstance(stats, dict) and set(stats) == set(expected),
+        "inner_stats_",
+        stats,
+        f"a dict with keys {sorted(expected)}",
+    )
+    for key, tensor in expected.items():
+        _check_array(stats[key], f"inner_stats_[{key!r}]", tuple(tensor.shape), "f")
+    # A fit computes in the dtype of its data throughout.
+    for name, value in [("mean_", attributes["mean_"]), *stats.items()]:
+        if value is not None and (
+            value.dtype != components.dtype or not np.all(np.isfinite(value))
+        ):
+            raise _BadFile(
+                f"{name} must be finite {components.dtype}, like components_"
+            )
+    for name, value in attributes.items():
+        setattr(estimator, name, value)
+
+
+# ------------------------------------------------------------------ helpers
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _expect(condition, name, value, what):
+    if not condition:
+        raise _BadFile(f"{name} must be {what}, got {_short(value)}")
+
+
+def _check_array(value, name, shape, kind, ndim=None):
+    if not isinstance(value, np.ndarray) or value.dtype.kind != kind:
+        kinds = {"f": "floating-point", "b": "boolean"}
+        raise _BadFile(f"{name} must be a {kinds[kind]} array, got {_short(value)}")
+    if ndim is not None and value.ndim != ndim:
+        raise _BadFile(f"{name} must be {ndim}-D, got shape {value.shape}")
+    if shape is not None and value.shape != shape:
+        raise _BadFile(f"{name} must have shape {shape}, got {value.shape}")
