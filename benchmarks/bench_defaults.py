@@ -88,10 +88,10 @@ def spread(values):
     return f"{values.mean():.4g} ± {values.std():.2g}"
 
 
-def part_reconstruction(sets, seeds):
+def part_reconstruction(sets, seeds, ks=KS):
     rows = []
     for name, X in sets.items():
-        for k in KS:
+        for k in ks:
             if k >= X.shape[1]:
                 continue
             ratios, times, pca_err = [], [], []
@@ -159,7 +159,9 @@ def part_pipeline(named_data, seeds):
                     model = clone(model)
                     if "random_state" in model.get_params():
                         model.set_params(random_state=seed)
-                    steps = [("scale", StandardScaler())] if head_name == "LogReg" else []
+                    # LogisticRegression wants standardized codes to converge.
+                    scale = head_name == "LogReg"
+                    steps = [("scale", StandardScaler())] if scale else []
                     pipe = Pipeline([("model", model), *steps, ("head", clone(head))])
                     search = GridSearchCV(
                         pipe, {"model__n_components": [4, 8, 16, 32]}, cv=3
@@ -193,9 +195,7 @@ def part_estimators(X, y, seeds, k=32):
     for name, model in models.items():
         acc, variance, recon, times = [], [], [], []
         for seed in seeds:
-            X_train, X_test, y_train, y_test = train_test_split(
-                X, y, random_state=seed
-            )
+            X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=seed)
             est = clone(model)
             if "random_state" in est.get_params():
                 est.set_params(random_state=seed)
@@ -216,10 +216,14 @@ def part_estimators(X, y, seeds, k=32):
             }
         )
         print(rows[-1], flush=True)
-    print_table(
-        rows,
-        ["model", "codes + SVC accuracy", "code variance", "MSE / mean-image MSE", "fit s"],
-    )
+    columns = [
+        "model",
+        "codes + SVC accuracy",
+        "code variance",
+        "MSE / mean-image MSE",
+        "fit s",
+    ]
+    print_table(rows, columns)
 
 
 def main():
@@ -233,13 +237,18 @@ def main():
     parser.add_argument("--mnist-rows", type=int, default=10000)
     parser.add_argument("--mnist-pipeline", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--sets", nargs="+", default=None, help="data sets of the reconstruction part"
+    )
+    parser.add_argument("--ks", type=int, nargs="+", default=list(KS))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# {machine_line()}; seeds {args.seeds}", flush=True)
     sets = datasets(args.mnist_rows)
     if "reconstruction" in args.parts:
-        part_reconstruction(sets, args.seeds)
+        chosen = {k: v for k, v in sets.items() if not args.sets or k in args.sets}
+        part_reconstruction(chosen, args.seeds, args.ks)
     if "subspace" in args.parts:
         part_subspace(sets, args.seeds)
     if "pipeline" in args.parts:

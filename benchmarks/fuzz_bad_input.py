@@ -386,7 +386,322 @@ def crafted_file_family(n_cases):
     )
 
 
-FAMILIES = {"inputs": bad_input_family, "files": crafted_file_family}
+# ------------------------------------------------- set_params after fitting
+_ODD_VALUES = [
+    None,
+    0,
+    1,
+    3,
+    -1,
+    0.5,
+    10**9,
+    True,
+    "x",
+    "relu",
+    "tanh",
+    "topk",
+    "kl",
+    "bernoulli",
+    "standard",
+    "global",
+    "minmax",
+    "random",
+    (),
+    (5,),
+    (3, 2),
+]
+
+
+def _outputs(est, X):
+    if not hasattr(est, "transform"):  # a detector: its scores
+        return [est.score_samples(X), est.score_samples(X)]
+    Z = est.transform(X)
+    return [Z, est.inverse_transform(Z), est.score_samples(X)]
+
+
+def _same_outputs(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+#: Parameters read at inference by design (as scikit-learn's
+#: ``DictionaryLearning.transform_alpha``): a valid change may change the
+#: outputs, an invalid one must be refused clearly.
+INFERENCE_PARAMS = {"VAE": {"n_importance_samples"}}
+
+
+def fuzz_set_params(cls, n_cases, seed=0):
+    """Fit once; per case, set random parameters to random values without
+    refitting. Inference, pickling and ``skae.save`` must keep giving the fitted
+    model's outputs (or, for ``save``, refuse invalid parameters clearly)."""
+    import pickle
+    import tempfile
+    import warnings
+
+    rng = np.random.default_rng(seed)
+    X = np.random.RandomState(1).rand(40, 5)
+    fitted = fast(cls).fit(X)
+    reference = _outputs(fitted, X)
+    inference = INFERENCE_PARAMS.get(cls.__name__, set())
+    names = sorted(set(fitted.get_params()) - inference)
+    counts = collections.Counter()
+    failures = []
+    folder = tempfile.mkdtemp()
+    for case in range(n_cases):
+        est = pickle.loads(pickle.dumps(fitted))
+        change = {
+            name: _ODD_VALUES[rng.integers(len(_ODD_VALUES))]
+            for name in rng.choice(names, size=rng.integers(1, 4), replace=False)
+        }
+        counts["cases"] += 1
+        try:
+            est.set_params(**change)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                same = _same_outputs(_outputs(est, X), reference)
+                same &= _same_outputs(
+                    _outputs(pickle.loads(pickle.dumps(est)), X), reference
+                )
+                path = f"{folder}/{case}.skae"
+                try:
+                    skae.save(est, path)
+                except ValueError:
+                    counts["save refused clearly"] += 1
+                else:
+                    same &= _same_outputs(_outputs(skae.load(path), X), reference)
+                    counts["saved and reloaded"] += 1
+        except Exception as exc:  # noqa: BLE001 - counted, not hidden
+            same = False
+            failures.append(f"{change}: {type(exc).__name__}: {exc}")
+        if not same:
+            counts["wrong"] += 1
+            if len(failures) < counts["wrong"]:
+                failures.append(f"{change}: outputs changed")
+    return counts, failures
+
+
+def set_params_family(n_cases):
+    """The ``set_params`` family: parameters changed after fitting."""
+    rows = []
+    for name, cls in all_estimators():
+        if name == "OutlierDetector":
+            continue  # a meta-estimator: its inner estimator is fuzzed itself
+        counts, failures = fuzz_set_params(cls, n_cases)
+        rows.append(
+            {
+                "estimator": name,
+                "cases": counts["cases"],
+                "saved and reloaded": counts["saved and reloaded"],
+                "save refused clearly": counts["save refused clearly"],
+                "wrong outcomes": counts["wrong"],
+            }
+        )
+        for failure in failures[:5]:
+            print(f"  {name}: {failure}")
+    print_table(
+        rows,
+        [
+            "estimator",
+            "cases",
+            "saved and reloaded",
+            "save refused clearly",
+            "wrong outcomes",
+        ],
+    )
+
+
+# ------------------------------------------------ one bad batch in a stream
+def _snapshot(est):
+    """The estimator's state as plain data (pickle bytes are not stable)."""
+    import pickle
+
+    return pickle.loads(pickle.dumps(est)).__dict__
+
+
+def _equal(a, b):
+    import torch
+
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    return bool(a == b) if not hasattr(a, "__dict__") else type(a) is type(b)
+
+
+def _bad_batch(rng, good):
+    kind = rng.choice(["nan", "inf", "huge", "width", "empty"])
+    bad = good.copy()
+    row, col = rng.integers(len(good)), rng.integers(good.shape[1])
+    if kind == "nan":
+        bad[row, col] = np.nan
+    elif kind == "inf":
+        bad[row, col] = np.inf
+    elif kind == "huge":
+        bad[row, col] = 1e30  # finite, but overflows a float32 loss
+    elif kind == "width":
+        bad = bad[:, :-1]
+    else:
+        bad = bad[:0]
+    return kind, bad
+
+
+def fuzz_stream(cls, n_cases, seed=0):
+    """A ``partial_fit`` stream with one bad batch: the bad call is refused
+    (ValueError, model unchanged) or undone (warning), and the stream goes on."""
+    import warnings
+
+    if not hasattr(cls, "partial_fit"):
+        return collections.Counter(), []
+    rng = np.random.default_rng(seed)
+    data = np.random.RandomState(2).rand(400, 5)
+    counts = collections.Counter()
+    failures = []
+    for _ in range(n_cases):
+        counts["cases"] += 1
+        batches = np.array_split(data[rng.permutation(len(data))], 8)
+        where = int(rng.integers(1, 7))
+        kind, bad = _bad_batch(rng, batches[where])
+        est = fast(cls)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for i, batch in enumerate(batches):
+                    if i == where:
+                        before = _snapshot(est)
+                        refused = False
+                        try:
+                            est.partial_fit(bad)
+                        except ValueError:
+                            refused = True
+                        if refused:
+                            counts["refused"] += 1
+                            if not _equal(_snapshot(est), before):
+                                raise AssertionError("a refused call changed it")
+                        else:
+                            undone = any("undone" in str(w.message) for w in caught)
+                            counts["undone" if undone else "accepted"] += 1
+                    est.partial_fit(batch)
+            outputs = _outputs(est, data)
+            if not all(np.all(np.isfinite(o)) for o in outputs[:2]):
+                raise AssertionError("non-finite outputs after the stream")
+        except Exception as exc:  # noqa: BLE001 - counted, not hidden
+            counts["wrong"] += 1
+            failures.append(f"{kind} at call {where}: {type(exc).__name__}: {exc}")
+    return counts, failures
+
+
+def stream_family(n_cases):
+    """The ``stream`` family: one bad batch in a partial_fit stream."""
+    rows = []
+    for name, cls in all_estimators():
+        counts, failures = fuzz_stream(cls, max(1, n_cases // 4))
+        if not counts:
+            continue
+        rows.append(
+            {
+                "estimator": name,
+                "cases": counts["cases"],
+                "refused, unchanged": counts["refused"],
+                "undone": counts["undone"],
+                "accepted": counts["accepted"],
+                "wrong outcomes": counts["wrong"],
+            }
+        )
+        for failure in failures[:5]:
+            print(f"  {name}: {failure}")
+    print_table(
+        rows,
+        [
+            "estimator",
+            "cases",
+            "refused, unchanged",
+            "undone",
+            "accepted",
+            "wrong outcomes",
+        ],
+    )
+
+
+# ------------------------------------------------------- fits in threads
+def fuzz_threads(cls, n_cases, seed=0):
+    """Four fits with different seeds, in four threads and one after another,
+    must give identical models."""
+    import threading
+    import warnings
+
+    rng = np.random.default_rng(seed)
+    counts = collections.Counter()
+    failures = []
+    X = np.random.RandomState(3).rand(120, 6)
+    for _ in range(n_cases):
+        counts["cases"] += 1
+        seeds = rng.integers(0, 2**31, size=4)
+        models = [fast(cls).set_params(random_state=int(s)) for s in seeds]
+        extra = {}
+        if "dropout" in models[0].get_params():
+            extra["dropout"] = float(rng.choice([0.0, 0.3]))
+        models = [m.set_params(**extra) for m in models]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sequential = [_outputs(clone_of(m).fit(X), X) for m in models]
+            threaded = [None] * 4
+            threads = [
+                threading.Thread(target=_fit_into, args=(threaded, i, model, X))
+                for i, model in enumerate(models)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if not all(_same_outputs(a, b) for a, b in zip(threaded, sequential)):
+            counts["wrong"] += 1
+            failures.append(f"seeds {seeds.tolist()} {extra}: threads differ")
+    return counts, failures
+
+
+def _fit_into(results, i, model, X):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results[i] = _outputs(model.fit(X), X)
+
+
+def clone_of(est):
+    from sklearn.base import clone
+
+    return clone(est)
+
+
+def threads_family(n_cases):
+    """The ``threads`` family: fits in concurrent threads."""
+    rows = []
+    for name, cls in all_estimators():
+        if name == "OutlierDetector":
+            continue
+        counts, failures = fuzz_threads(cls, max(1, n_cases // 20))
+        rows.append(
+            {
+                "estimator": name,
+                "cases (4 fits each)": counts["cases"],
+                "wrong outcomes": counts["wrong"],
+            }
+        )
+        for failure in failures[:5]:
+            print(f"  {name}: {failure}")
+    print_table(rows, ["estimator", "cases (4 fits each)", "wrong outcomes"])
+
+
+FAMILIES = {
+    "inputs": bad_input_family,
+    "files": crafted_file_family,
+    "set_params": set_params_family,
+    "stream": stream_family,
+    "threads": threads_family,
+}
 
 
 def main():

@@ -51,6 +51,7 @@ from skae._objectives import ReconstructionObjective
 from skae._phases import EndToEnd, TrainingSession
 from skae.nn import output_activation
 from skae.utils._device import resolve_device
+from skae.utils._threads import intra_op_threads, threads_for
 from skae.utils._warnings import warn_user
 
 #: Rows per inference batch: bounds the activations held at once.
@@ -129,6 +130,7 @@ class BaseAutoencoder(
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "device": [str, torch.device],
+        "n_jobs": [Integral, None],
         "verbose": ["verbose"],
     }
 
@@ -300,6 +302,9 @@ class BaseAutoencoder(
             self._record_epochs(result)
         self.n_iter_ = len(self.loss_curve_)
 
+    def _n_parameters(self):
+        return sum(p.numel() for p in self.module_.parameters())
+
     def _gen_seed(self):
         return int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -342,12 +347,16 @@ class BaseAutoencoder(
                     module = self._build_module(self.architecture_)
                     self._initialize_module(module, rows)
                 self.module_ = module.to(self.device_)
-            with _random.generator_scope(self._generator(seed)):
+            step_work = self._batch_size_for(len(rows)) * self._n_parameters()
+            with (
+                intra_op_threads(threads_for(step_work, self.device_, self.n_jobs)),
+                _random.generator_scope(self._generator(seed)),
+            ):
                 if incremental:
                     reason = self._train_one_epoch(rows, key)
                 else:
                     reason = self._train_phases(rows, key, group)
-            self._after_training(rows)
+                self._after_training(rows)
             if group is not None:
                 group.check_same_weights(self.module_)
         self._report(reason, incremental)
@@ -507,7 +516,9 @@ class BaseAutoencoder(
         offset = torch.as_tensor(self.offset_, dtype=dtype, device=self.device_)
         scale = torch.as_tensor(self.scale_, dtype=dtype, device=self.device_)
         out = np.empty((X.shape[0], *n_out), dtype=out_dtype)
-        with torch.inference_mode():
+        rows = min(INFERENCE_BATCH_SIZE, X.shape[0])
+        threads = threads_for(rows * self._n_parameters(), self.device_, self.n_jobs)
+        with intra_op_threads(threads), torch.inference_mode():
             for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
                 chunk = X[start : start + INFERENCE_BATCH_SIZE]
                 # A read-only memmap slice is copied: torch wants writable memory.

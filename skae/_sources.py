@@ -39,13 +39,13 @@ class FeatureStatistics(NamedTuple):
 STATISTICS_CHUNK_BYTES = 16 * 2**20
 
 
-def chunked_statistics(X, chunk_bytes=STATISTICS_CHUNK_BYTES):
+def chunked_statistics(X, chunk_bytes=None):
     """Per-feature min, max, mean and (population) standard deviation.
 
-    Reads about ``chunk_bytes`` of rows (as float64) at a time and merges the
-    moments with Chan et al.'s pairwise update, so an ``np.memmap`` is never
-    copied whole and the extra memory does not grow with the rows or, per
-    chunk, with the features.
+    Reads about ``chunk_bytes`` (default: ``STATISTICS_CHUNK_BYTES``) of rows
+    as float64 at a time and merges the moments with Chan et al.'s pairwise
+    update, so an ``np.memmap`` is never copied whole and the extra memory,
+    one chunk, does not grow with the rows or, per chunk, with the features.
 
     Examples
     --------
@@ -55,6 +55,8 @@ def chunked_statistics(X, chunk_bytes=STATISTICS_CHUNK_BYTES):
     >>> stats.mean.tolist(), stats.std.tolist(), stats.max.tolist()
     ([1.0, 1.0], [1.0, 0.0], [2.0, 1.0])
     """
+    if chunk_bytes is None:
+        chunk_bytes = STATISTICS_CHUNK_BYTES
     n_samples, n_features = X.shape
     rows = max(1, chunk_bytes // (8 * n_features))
     n_total = 0
@@ -63,17 +65,23 @@ def chunked_statistics(X, chunk_bytes=STATISTICS_CHUNK_BYTES):
     # Overflowing moments become inf, which the scaler refuses with a message.
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, n_samples, rows):
-            block = np.asarray(X[start : start + rows], dtype=np.float64)
+            # Always a copy (even of float64 rows, which asarray would view):
+            # the squared deviations are then formed in place, so that one
+            # chunk is all the extra memory.
+            block = np.array(X[start : start + rows], dtype=np.float64)
             n = len(block)
             lo = np.minimum(lo, block.min(axis=0))
             hi = np.maximum(hi, block.max(axis=0))
             block_mean = block.mean(axis=0)
-            block_m2 = ((block - block_mean) ** 2).sum(axis=0)
+            block -= block_mean
+            block *= block
+            block_m2 = block.sum(axis=0)
             delta = block_mean - mean
             total = n_total + n
             mean = mean + delta * n / total
             m2 = m2 + block_m2 + delta**2 * n_total * n / total
             n_total = total
+            del block  # else the next chunk is read while this one is alive
     return FeatureStatistics(lo, hi, mean, np.sqrt(m2 / n_total))
 
 
@@ -197,8 +205,19 @@ class HostRows:
         return type(self)(self.X[:stop], self.offset, self.scale, self.device)
 
     def split(self, n_valid, generator):
-        """The last ``n_valid`` rows held out (reads stay contiguous), in memory."""
+        """The last ``n_valid`` rows held out (reads stay contiguous).
+
+        The held-out rows of an ``np.memmap`` stay on disk too (read batch by
+        batch at each validation pass, so the memory does not grow with the
+        rows); other host rows (e.g. a dask array, whose rows are recomputed
+        at each read) are held out in memory.
+        """
         n = len(self)
+        if isinstance(self.X, np.memmap):
+            held_out = HostRows(
+                self.X[n - n_valid :], self.offset, self.scale, self.device
+            )
+            return self.head(n - n_valid), held_out
         return self.head(n - n_valid), TensorRows(self.rows(n - n_valid, n))
 
 

@@ -212,6 +212,12 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         untouched.
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU.
+    n_jobs : int or None, default=None
+        Intra-op threads for training and inference on the CPU. None sizes them
+        to the work: one thread for small models (a second one only adds
+        synchronisation, and is much slower on a busy machine), torch's setting
+        for large ones. -1 uses every available core. The caller's torch
+        setting is restored after each call.
     verbose : int, default=0
         Show a progress bar with the loss per epoch when positive.
 
@@ -322,6 +328,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         dropout=0.0,
         random_state=None,
         device="auto",
+        n_jobs=None,
         verbose=0,
     ):
         self.n_components = n_components
@@ -347,6 +354,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         self.dropout = dropout
         self.random_state = random_state
         self.device = device
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     # ------------------------------------------------------------------ hooks

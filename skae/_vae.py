@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skae import _random
 from skae._base import BaseAutoencoder
+from skae._input import validate_float_rows
 from skae._mlp import MLP_PARAMETER_CONSTRAINTS, MLPMixin
 from skae._phases import EndToEnd
 from skae._vae_math import (
@@ -23,6 +24,8 @@ from skae.nn._vae import VAEModule
 
 #: Decoder evaluations (rows x importance samples) held at once when scoring.
 _SCORE_BUDGET = 8192
+#: Bytes of a scoring pass's rows (as float64): bounds a pass on wide rows.
+_SCORE_BATCH_BYTES = 64 * 2**20
 
 
 class ELBOObjective(torch.nn.Module):
@@ -171,10 +174,13 @@ class VAE(MLPMixin, BaseAutoencoder):
     activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, \
             default="relu"
         Activation of the hidden layers (not of the code layer).
-    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
-        Internal input scaling. ``"auto"``: standardize for MSE (a Gaussian
-        likelihood), min-max to [0, 1] for BCE (a Bernoulli likelihood; no
-        change when the data already lie in [0, 1]).
+    scaling : {"auto", "global", "standard", "minmax", "none"}, default="auto"
+        Internal input scaling. ``"auto"``: ``"standard"`` (standardize every
+        feature) for the Gaussian likelihood, whose learned per-feature
+        variances have a floor in scaled units; ``"minmax"`` to [0, 1] for the
+        Bernoulli one (no change when the data already lie in [0, 1]).
+        ``"global"`` centres the features and divides them by one scale.
+        Log-likelihoods are in X's units whatever the scaling.
     alpha : float, default=0.0
         L2 penalty on the weight matrices (biases are not penalized).
     learning_rate : float, default=1e-3
@@ -186,8 +192,9 @@ class VAE(MLPMixin, BaseAutoencoder):
     shuffle : bool, default=True
         Reshuffle the samples each epoch.
     tol : float, default=1e-4
-        Minimum improvement of the monitored loss; training stops after
-        ``n_iter_no_change`` epochs without one.
+        Minimum improvement of the monitored loss, relative to the loss at the
+        start of training (so it does not depend on the units of X); training
+        stops after ``n_iter_no_change`` epochs without one.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data, monitor its loss (the
         training objective, on uncorrupted inputs) to stop, and keep the weights
@@ -205,6 +212,12 @@ class VAE(MLPMixin, BaseAutoencoder):
         untouched.
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU.
+    n_jobs : int or None, default=None
+        Intra-op threads for training and inference on the CPU. None sizes them
+        to the work: one thread for small models (a second one only adds
+        synchronisation, and is much slower on a busy machine), torch's setting
+        for large ones. -1 uses every available core. The caller's torch
+        setting is restored after each call.
     verbose : int, default=0
         Show a progress bar with the loss per epoch when positive.
 
@@ -318,6 +331,7 @@ class VAE(MLPMixin, BaseAutoencoder):
         dropout=0.0,
         random_state=None,
         device="auto",
+        n_jobs=None,
         verbose=0,
     ):
         self.n_components = n_components
@@ -342,6 +356,7 @@ class VAE(MLPMixin, BaseAutoencoder):
         self.dropout = dropout
         self.random_state = random_state
         self.device = device
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     # ------------------------------------------------------------------ hooks
@@ -358,14 +373,17 @@ class VAE(MLPMixin, BaseAutoencoder):
         loss = "bce" if self.likelihood == "bernoulli" else "mse"
         scaling = self.scaling
         if scaling == "auto":
+            # Standardized: the Gaussian decoder's variance floor is per
+            # feature, in scaled units, so every feature needs unit scale.
             scaling = "minmax" if loss == "bce" else "standard"
         if loss == "bce" and (
-            scaling == "standard" or (scaling == "none" and not in_unit_interval)
+            scaling in ("standard", "global")
+            or (scaling == "none" and not in_unit_interval)
         ):
             raise ValueError(
                 "likelihood='bernoulli' needs data in [0, 1]: use scaling='minmax' "
                 f"or 'auto' with it (got scaling={self.scaling!r}"
-                + (")." if scaling == "standard" else " and X outside [0, 1]).")
+                + (")." if scaling != "none" else " and X outside [0, 1]).")
             )
         return loss, scaling, in_unit_interval
 
@@ -446,13 +464,18 @@ class VAE(MLPMixin, BaseAutoencoder):
         ``score`` averages them out).
         """
         key = (self.random_seed_ % 2**63).to_bytes(8, "little")
-        rows = np.ascontiguousarray(X, dtype=np.float64)
+        # Row by row: a float64 copy of one row at a time, never of all of X
+        # (``score_samples`` calls this per pass, on a bounded block of rows).
         return [
             int.from_bytes(
-                hashlib.blake2b(row.tobytes(), digest_size=8, key=key).digest(),
+                hashlib.blake2b(
+                    np.ascontiguousarray(row, dtype=np.float64).tobytes(),
+                    digest_size=8,
+                    key=key,
+                ).digest(),
                 "little",
             )
-            for row in rows
+            for row in X
         ]
 
     def score_samples(self, X):
@@ -481,11 +504,18 @@ class VAE(MLPMixin, BaseAutoencoder):
         scores : ndarray of shape (n_samples,)
             :math:`\\log p(x)` estimates, in X's float dtype.
         """
-        X = self._validated_float(X)
-        seeds = self._row_seeds(X)
-        n_draws, k = self.n_importance_samples, self.n_components_
-        draws_per_pass = min(n_draws, _SCORE_BUDGET)
-        rows_per_pass = max(1, _SCORE_BUDGET // draws_per_pass)
+        check_is_fitted(self)
+        X = validate_float_rows(self, X, reset=False)
+        draws_per_pass = min(self.n_importance_samples, _SCORE_BUDGET)
+        # Memory is O(one pass), whatever the number of rows: the rows of a
+        # pass are bounded by decoder evaluations and, for wide rows, bytes.
+        rows_per_pass = max(
+            1,
+            min(
+                _SCORE_BUDGET // draws_per_pass,
+                _SCORE_BATCH_BYTES // (8 * X.shape[1]),
+            ),
+        )
 
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
         module = self.module_
@@ -500,54 +530,75 @@ class VAE(MLPMixin, BaseAutoencoder):
             dec_logvar = module.decoder_logvar()
             for start in range(0, X.shape[0], rows_per_pass):
                 stop = min(start + rows_per_pass, X.shape[0])
-                # A copy: validated input may be read-only (e.g. a DataFrame's
-                # values), which torch warns about.
-                x = torch.from_numpy(np.array(X[start:stop], order="C"))
-                x = (x.to(self.device_, dtype) - offset) / scale
-                eps = torch.stack(
-                    [
-                        torch.randn(
-                            n_draws,
-                            k,
-                            generator=generator.manual_seed(s),
-                            dtype=torch.float64,
-                        )
-                        for s in seeds[start:stop]
-                    ]
-                ).to(self.device_, dtype)
-                mu, logvar = module.encode(x)
-                if n_draws == 1:
-                    recon, kl = elbo_terms(
-                        x,
-                        mu,
-                        logvar,
-                        module.decode,
-                        self._likelihood,
-                        dec_logvar,
-                        eps[:, 0],
-                    )
-                    value = recon - kl
-                else:
-                    value = iwae_bound(
-                        torch.cat(
-                            [
-                                iwae_log_weights(
-                                    x,
-                                    mu,
-                                    logvar,
-                                    module.decode,
-                                    self._likelihood,
-                                    eps[:, j : j + draws_per_pass],
-                                    dec_logvar,
-                                )
-                                for j in range(0, n_draws, draws_per_pass)
-                            ],
-                            dim=1,
-                        )
-                    )
-                scores[start:stop] = value.cpu().numpy()
+                scores[start:stop] = self._score_pass(
+                    module,
+                    X[start:stop],
+                    (offset, scale, dec_logvar),
+                    draws_per_pass,
+                    generator,
+                )
         scores -= scores.dtype.type(self._log_jacobian())
         return self._scores_or_least_normal(scores)
+
+    def _score_pass(self, module, X, fitted, draws_per_pass, generator):
+        """Scores of the rows of one pass (see :meth:`score_samples`).
+
+        A method of its own so that the pass's temporaries are freed before
+        the next pass starts: the extra memory of scoring is one pass.
+        ``fitted`` holds the offset, scale and decoder log-variance tensors.
+        """
+        offset, scale, dec_logvar = fitted
+        dtype = offset.dtype
+        n_draws, k = self.n_importance_samples, self.n_components_
+        # A copy: validated input may be read-only (e.g. a DataFrame's values
+        # or an np.memmap), which torch warns about.
+        rows = np.array(X, order="C")
+        seeds = self._row_seeds(rows)
+        x = torch.from_numpy(rows)
+        del rows  # the raw copy dies with the next line
+        x = (x.to(self.device_, dtype) - offset) / scale
+        eps = torch.stack(
+            [
+                torch.randn(
+                    n_draws,
+                    k,
+                    generator=generator.manual_seed(s),
+                    dtype=torch.float64,
+                )
+                for s in seeds
+            ]
+        ).to(self.device_, dtype)
+        mu, logvar = module.encode(x)
+        if n_draws == 1:
+            recon, kl = elbo_terms(
+                x,
+                mu,
+                logvar,
+                module.decode,
+                self._likelihood,
+                dec_logvar,
+                eps[:, 0],
+            )
+            value = recon - kl
+        else:
+            value = iwae_bound(
+                torch.cat(
+                    [
+                        iwae_log_weights(
+                            x,
+                            mu,
+                            logvar,
+                            module.decode,
+                            self._likelihood,
+                            eps[:, j : j + draws_per_pass],
+                            dec_logvar,
+                        )
+                        for j in range(0, n_draws, draws_per_pass)
+                    ],
+                    dim=1,
+                )
+            )
+        return value.cpu().numpy()
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples`: the average log-likelihood bound.

@@ -110,10 +110,12 @@ def test_flipped_bytes_fail_the_integrity_check(ae_file, member):
     else:
         tensors = [m for name, m in members.items() if "/data/" in name]
         (start, size), width = max(tensors, key=lambda m: m[1]), 8
-    # Bytes in the middle of the member: floats of a weight matrix, or one
-    # character of the JSON header (the pickle around it stays valid).
+    # Bytes in the middle of a weight matrix, or one character of the JSON
+    # header (a parameter's name: the pickle around it stays valid).
     data = bytearray(path.read_bytes())
     middle = start + size // 2
+    if member == "header":
+        middle = start + bytes(data[start : start + size]).index(b"learning_rate")
     for i in range(middle, middle + width):
         data[i] ^= 0x01
     path.write_bytes(bytes(data))

@@ -91,6 +91,7 @@ class TiedAutoencoder(BaseAutoencoder):
         n_iter_no_change=10,
         random_state=None,
         device="auto",
+        n_jobs=None,
         verbose=0,
     ):
         self.n_components = n_components
@@ -107,6 +108,7 @@ class TiedAutoencoder(BaseAutoencoder):
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
         self.device = device
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     def _architecture(self, n_features):

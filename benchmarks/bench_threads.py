@@ -1,0 +1,112 @@
+"""Fit time with 1 thread, torch's default, and skae's choice (``n_jobs=None``).
+
+Three models of growing size, trained for a fixed number of epochs on the CPU:
+the default ``AutoencoderTransformer`` on digits (64 features), the default on a
+5k MNIST subset (784 features, hidden 128-64), and the deep MNIST network
+(784-1000-500-250-30). Each runs with ``n_jobs=1``, ``n_jobs=-1`` (every core,
+torch's usual default) and ``n_jobs=None`` (sized by skae), on a quiet machine
+and on a busy one (one CPU-bound process per core started beside it), several
+rounds interleaved; the table gives medians and the ratio of skae's choice to
+the better of the other two (target: <= 1.0, within noise).
+
+Run: ``python benchmarks/bench_threads.py [--rounds 3] [--epochs 2]``
+"""
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from sklearn.datasets import load_digits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_line, print_table  # noqa: E402
+
+from skae import AutoencoderTransformer  # noqa: E402
+from skae.datasets import data_available, load_mnist  # noqa: E402
+from skae.utils._threads import available_cores  # noqa: E402
+
+
+def _burn():
+    while True:
+        pass
+
+
+def models():
+    cases = [("digits, default", load_digits().data, {})]
+    if data_available("mnist"):
+        X = load_mnist()[0][:5000] / 255.0
+        cases.append(("MNIST 5k, default", X, {}))
+        cases.append(
+            (
+                "MNIST 5k, 784-1000-500-250-30",
+                X,
+                {"hidden_layer_sizes": (1000, 500, 250), "n_components": 30},
+            )
+        )
+    else:
+        print("# MNIST not found under $SKAE_DATA_DIR: digits only", flush=True)
+    return cases
+
+
+def fit_seconds(X, params, n_jobs, epochs):
+    est = AutoencoderTransformer(
+        **{"n_components": 16, **params},
+        max_iter=epochs,
+        tol=0.0,
+        early_stopping=False,
+        n_jobs=n_jobs,
+        random_state=0,
+    )
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    cores = available_cores()
+    torch.set_num_threads(cores)  # torch's usual default: one per core
+    print(f"# {machine_line()}; {cores} cores; {args.epochs} epochs", flush=True)
+    settings = {"1 thread": 1, "all cores": -1, "skae (n_jobs=None)": None}
+    rows = []
+    for load in ("quiet", "busy"):
+        burners = []
+        if load == "busy":
+            burners = [multiprocessing.Process(target=_burn) for _ in range(cores)]
+            for burner in burners:
+                burner.start()
+        try:
+            for name, X, params in models():
+                times = {label: [] for label in settings}
+                for _ in range(args.rounds):
+                    for label, n_jobs in settings.items():
+                        times[label].append(fit_seconds(X, params, n_jobs, args.epochs))
+                medians = {label: statistics.median(t) for label, t in times.items()}
+                best_other = min(medians["1 thread"], medians["all cores"])
+                row = {"machine": load, "model": name}
+                row.update({f"{label} s": medians[label] for label in settings})
+                row["skae / better of the others"] = (
+                    medians["skae (n_jobs=None)"] / best_other
+                )
+                rows.append(row)
+                print(row, flush=True)
+        finally:
+            for burner in burners:
+                burner.terminate()
+    columns = ["machine", "model", *(f"{label} s" for label in settings)]
+    print_table(rows, [*columns, "skae / better of the others"])
+    print(f"# medians of {args.rounds} interleaved rounds")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Intra-op thread counts sized to the work, set only around skae's own calls.
+
+Small models train fastest on one thread: their matrix products take
+microseconds, and the barrier waits of a second thread cost more than it
+saves, many times more when other processes keep the cores busy (a default
+2-thread fit measured about 10x slower than a 1-thread fit on a busy 2-core
+machine). Large models gain from more threads. ``threads_for`` picks the
+count from the work per step, and :func:`intra_op_threads` sets it for the
+duration of a call and restores the caller's setting afterwards (as
+``threadpoolctl`` does for BLAS), so a user's own torch code is unaffected.
+"""
+
+import contextlib
+import os
+import threading
+
+import torch
+
+#: Multiply-adds per step (rows x parameters) from which a CPU fit uses more
+#: than one intra-op thread. Below it, one thread is as fast when the machine
+#: is quiet and much faster when it is busy (benchmarks/bench_threads.py).
+PARALLEL_MIN_WORK = 2**26
+
+
+class _SharedSetting:
+    """torch's process-wide thread count, as changed by concurrent calls."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.users = 0
+        self.previous = None
+
+
+_SETTING = _SharedSetting()
+
+
+def available_cores():
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_for(work, device, n_jobs=None):
+    """The intra-op thread count for a CPU call doing ``work`` multiply-adds
+    per step, or None to leave torch's setting alone.
+
+    Parameters
+    ----------
+    work : int
+        Multiply-adds per step (e.g. batch rows times model parameters).
+    device : torch.device
+        Only CPU calls are sized.
+    n_jobs : int or None, default=None
+        None sizes to ``work``: one thread below ``PARALLEL_MIN_WORK``, else
+        torch's current setting. -1 uses every available core; a positive
+        int that many threads.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae.utils._threads import threads_for
+    >>> threads_for(1000, torch.device("cpu"))
+    1
+    >>> threads_for(1000, torch.device("cpu"), n_jobs=3)
+    3
+    """
+    if device.type != "cpu":
+        return None
+    if n_jobs is None:
+        return 1 if work < PARALLEL_MIN_WORK else None
+    if n_jobs < 0:
+        return max(1, available_cores() + 1 + n_jobs)
+    return n_jobs
+
+
+@contextlib.contextmanager
+def intra_op_threads(n_threads):
+    """Run the block with ``n_threads`` intra-op threads (None: unchanged),
+    then restore the caller's setting.
+
+    torch's setting is process-wide: concurrent calls in threads share one
+    setting, the first one's, until the last one ends.
+    """
+    if n_threads is None:
+        yield
+        return
+    setting = _SETTING
+    with setting.lock:
+        setting.users += 1
+        if setting.users == 1:
+            setting.previous = torch.get_num_threads()
+            torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        with setting.lock:
+            setting.users -= 1
+            if setting.users == 0:
+                torch.set_num_threads(setting.previous)
