@@ -28,6 +28,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skae import _dictionary_solvers as solvers
+from skae._input import validate_float_rows
 from skae.utils._device import resolve_device
 
 # Code step inside fit. Loose codes bias the atom update (measured on image
@@ -41,6 +42,10 @@ _ONLINE_NNLS_SWEEPS = 10
 # transform solves each row's code problem to a tight tolerance.
 _TRANSFORM_MAX_ITER = 1000
 _TRANSFORM_TOL = 1e-6
+
+# Bytes of rows (inputs or codes, whichever is wider) that transform,
+# inverse_transform and score_samples process at once.
+INFERENCE_BATCH_BYTES = 8 * 2**20
 
 # Below this many entries per block (rows x atoms) a second intra-op thread
 # only adds barrier waits: measured on 2 shared cores, 256 x 100 mini-batches
@@ -849,10 +854,14 @@ class DictionaryLearner(
             ``"onehot"``).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        Xt = _as_tensor(X, self._device())
-        with _threads_for(X.shape[0] * self.n_components, Xt.device):
-            return _finite(self._encode(Xt).cpu().numpy(), "codes")
+        X = validate_float_rows(self, X, reset=False)
+        device = self._device()
+        Z = np.empty((X.shape[0], self.components_.shape[0]), dtype=X.dtype)
+        with _threads_for(X.shape[0] * self.components_.shape[0], device):
+            for rows in _row_batches(X.shape[0], X.dtype, self._inference_width()):
+                codes = self._encode(_as_tensor(X[rows], device)).cpu().numpy()
+                Z[rows] = _finite(codes, "codes")
+        return Z
 
     def inverse_transform(self, X):
         """Decode codes: ``X @ components_`` (plus ``mean_`` when centred).
@@ -874,10 +883,17 @@ class DictionaryLearner(
                 f"X has {Z.shape[1]} features, but inverse_transform is expecting "
                 f"{self.components_.shape[0]} features (n_components) as input."
             )
-        X_rec = Z @ self.components_.astype(Z.dtype, copy=False)
-        if self.mean_ is not None:
-            X_rec = X_rec + self.mean_.astype(Z.dtype, copy=False)
-        return _finite(X_rec, "reconstructions")
+        D = self.components_.astype(Z.dtype, copy=False)
+        mean = None if self.mean_ is None else self.mean_.astype(Z.dtype, copy=False)
+        # Written batch by batch into the output: no full-size temporary (a
+        # sum or a finiteness mask) besides the reconstruction itself.
+        X_rec = np.empty((Z.shape[0], D.shape[1]), dtype=Z.dtype)
+        for rows in _row_batches(Z.shape[0], Z.dtype, self._inference_width()):
+            block = np.matmul(Z[rows], D, out=X_rec[rows])
+            if mean is not None:
+                block += mean
+            _finite(block, "reconstructions")
+        return X_rec
 
     def score_samples(self, X):
         """Negative per-sample objective at the optimal code (higher is better).
@@ -896,13 +912,18 @@ class DictionaryLearner(
             Negative objective of each sample.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        Xt = _as_tensor(X, self._device())
-        with _threads_for(X.shape[0] * self.n_components, Xt.device):
-            Z = self._encode(Xt)
-            D = torch.as_tensor(self.components_, device=Xt.device).to(Xt.dtype)
-            objective = self._code_type().objective(Xt - self._mean(Xt), Z, D)
-        return _finite(-objective.cpu().numpy(), "scores")
+        X = validate_float_rows(self, X, reset=False)
+        device = self._device()
+        code_type = self._code_type()
+        scores = np.empty(X.shape[0], dtype=X.dtype)
+        with _threads_for(X.shape[0] * self.components_.shape[0], device):
+            for rows in _row_batches(X.shape[0], X.dtype, self._inference_width()):
+                Xt = _as_tensor(X[rows], device)
+                Z = self._encode(Xt)
+                D = torch.as_tensor(self.components_, device=device).to(Xt.dtype)
+                objective = code_type.objective(Xt - self._mean(Xt), Z, D)
+                scores[rows] = _finite(-objective.cpu().numpy(), "scores")
+        return scores
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples`: higher is better.
@@ -978,6 +999,10 @@ class DictionaryLearner(
         if self.mean_ is None:
             return torch.zeros((), dtype=Xt.dtype, device=Xt.device)
         return torch.as_tensor(self.mean_, device=Xt.device).to(Xt.dtype)
+
+    def _inference_width(self):
+        """Values per row held by inference: inputs or atoms, the wider."""
+        return max(self.components_.shape)
 
     def _encode(self, Xt):
         """Codes of the rows of ``Xt`` for the fitted ``components_``."""
@@ -1117,6 +1142,20 @@ def _threads_for(work, device):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _row_batches(n_rows, dtype, width):
+    """Slices of consecutive rows, each about ``INFERENCE_BATCH_BYTES`` of
+    ``width`` values of ``dtype``.
+
+    Inference codes each row on its own (per-row stopping rules), so batching
+    changes no result beyond float rounding; it keeps the temporaries (a
+    writable copy of a read-only batch, centred rows, residuals) O(batch)
+    instead of several copies of X.
+    """
+    size = max(1, INFERENCE_BATCH_BYTES // (np.dtype(dtype).itemsize * width))
+    for start in range(0, n_rows, size):
+        yield slice(start, start + size)
 
 
 def _as_tensor(X, device):
