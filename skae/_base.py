@@ -41,11 +41,11 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from skae import _engine, _random
 from skae._dask import DaskDispatchMixin
-from skae._input import as_source
+from skae._input import as_source, validate_float_rows
 from skae._losses import reconstruction_loss
 from skae._objectives import ReconstructionObjective
 from skae._phases import EndToEnd, TrainingSession
@@ -544,7 +544,8 @@ class BaseAutoencoder(
 
     def _validated_float(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        # A float np.memmap stays mapped: inference reads it batch by batch.
+        return validate_float_rows(self, X, reset=False)
 
     def transform(self, X):
         """Encode X into the latent space.

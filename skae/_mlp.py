@@ -97,25 +97,33 @@ def principal_directions(rows, n_components):
     """
     n = len(rows)
     if n <= PCA_INIT_MAX_ROWS:
-        X = rows.rows(0, n)
+        starts = range(0, n, _PCA_INIT_BLOCK)
     else:
         n_blocks = PCA_INIT_MAX_ROWS // _PCA_INIT_BLOCK
         starts = np.linspace(0, n - _PCA_INIT_BLOCK, n_blocks).astype(int)
-        X = torch.cat([rows.rows(s, s + _PCA_INIT_BLOCK) for s in starts])
-    X = X.double()
-    mean = X.mean(dim=0)
-    centered = X - mean
-    k = min(n_components, X.shape[1])
-    if X.shape[1] <= _PCA_INIT_MAX_EXACT_FEATURES:
-        # Right singular vectors: the (small) scatter matrix's eigenvectors.
-        _, vectors = torch.linalg.eigh(centered.T @ centered)
-        directions = vectors[:, -k:].flip(dims=(1,))
-    else:
-        # Many features: a randomized SVD (draws from the seeded global RNG
-        # of the module's initialization).
-        _, _, vectors = torch.svd_lowrank(centered, q=min(k + 10, *centered.shape))
-        directions = vectors[:, :k]
-    return mean.float(), directions.float()
+    blocks = [(int(s), min(int(s) + _PCA_INIT_BLOCK, n)) for s in starts]
+    n_features = rows.rows(0, 1).shape[1]
+    k = min(n_components, n_features)
+    if n_features > _PCA_INIT_MAX_EXACT_FEATURES:
+        # Many features: a randomized SVD of the rows (it draws from the
+        # seeded global RNG of the module's initialization).
+        X = torch.cat([rows.rows(a, b) for a, b in blocks]).double()
+        mean = X.mean(dim=0)
+        _, _, vectors = torch.svd_lowrank(X - mean, q=min(k + 10, *X.shape))
+        return mean.float(), vectors[:, :k].float()
+    # One block at a time into the mean and the d x d scatter matrix, so the
+    # memory is a block and the scatter, whatever the number of rows.
+    count, total, products = 0, 0.0, 0.0
+    for a, b in blocks:
+        x = rows.rows(a, b).double()
+        count += len(x)
+        total = total + x.sum(dim=0)
+        products = products + x.T @ x
+    mean = total / count
+    scatter = products - count * torch.outer(mean, mean)
+    # Right singular vectors: the scatter matrix's leading eigenvectors.
+    _, vectors = torch.linalg.eigh(scatter)
+    return mean.float(), vectors[:, -k:].flip(dims=(1,)).float()
 
 
 @torch.no_grad()

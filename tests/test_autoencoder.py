@@ -493,3 +493,17 @@ def test_vae_scores_of_a_dataframe_do_not_warn(digits):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         vae.score_samples(frame.iloc[:10])
+
+
+def test_principal_directions_are_pcas_in_blocks():
+    from skae._mlp import PCA_INIT_MAX_ROWS, principal_directions
+    from skae._sources import TensorRows
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(PCA_INIT_MAX_ROWS + 5000, 6) @ rng.randn(6, 6) + 3.0
+    mean, directions = principal_directions(TensorRows(torch.from_numpy(X)), 3)
+    # Evenly spaced blocks of 20,000 of the 25,000 rows: nearly PCA of all.
+    pca = PCA(n_components=3).fit(X)
+    np.testing.assert_allclose(mean.numpy(), X.mean(axis=0), atol=0.05)
+    cosines = np.abs(np.sum(directions.numpy() * pca.components_.T, axis=0))
+    assert cosines.min() > 0.999
