@@ -55,6 +55,8 @@ _PARALLEL_MIN_WORK = 2**18
 # What fit and partial_fit write, all at once and only on success. Every name
 # is public, so skae.save keeps all that partial_fit needs to continue.
 _FIT_STATE = (
+    "code_",
+    "alpha_",
     "components_",
     "mean_",
     "inner_stats_",
@@ -594,6 +596,13 @@ class DictionaryLearner(
 
     Attributes
     ----------
+    code_ : str
+        The code type the model was fitted with (``code`` at fit time).
+        ``transform``, ``inverse_transform`` and ``score_samples`` use it and
+        ``alpha_``, so parameters set after fitting change nothing until the
+        next ``fit``; a ``partial_fit`` stream keeps it.
+    alpha_ : float
+        The sparsity penalty of the last fit or step, used to encode.
     components_ : ndarray of shape (n_components, n_features)
         The dictionary :math:`\Phi`, one atom per row.
 
@@ -780,7 +789,7 @@ class DictionaryLearner(
             with _threads_for(block * self.n_components, device):
                 state = self._fit(code_type, Xt, rng)
             state.setdefault("n_samples_seen_", X.shape[0])
-            self._set_state(state, rng, device)
+            self._set_state(state, rng, device, code_type)
         return self
 
     def _fit(self, code_type, Xt, rng):
@@ -822,7 +831,9 @@ class DictionaryLearner(
         first = not hasattr(self, "components_")
         with _restore_on_error(self):
             device = resolve_device(self.device) if first else self._device()
-            code_type = self._code_type()
+            # A stream continues with the code type it was fitted with; alpha
+            # and the solver settings are read at every call, as a schedule.
+            code_type = self._code_type(code=None if first else self.code_)
             X = self._validate_fit_input(X, code_type, reset=first)
             Xt = _as_tensor(X, device)
             if first:
@@ -832,9 +843,9 @@ class DictionaryLearner(
             else:
                 rng = _rng_from_state(self.rng_state_)
                 state = self._stream_state(Xt)
-            with _threads_for(X.shape[0] * self.n_components, device):
+            with _threads_for(X.shape[0] * code_type.n_components, device):
                 state["objective_"] = code_type.step(Xt, state, rng)
-            self._set_state(state, rng, device)
+            self._set_state(state, rng, device, code_type)
         return self
 
     # ----------------------------------------------------------- inference
@@ -914,7 +925,7 @@ class DictionaryLearner(
         check_is_fitted(self)
         X = validate_float_rows(self, X, reset=False)
         device = self._device()
-        code_type = self._code_type()
+        code_type = self._fitted_code_type()
         scores = np.empty(X.shape[0], dtype=X.dtype)
         with _threads_for(X.shape[0] * self.components_.shape[0], device):
             for rows in _row_batches(X.shape[0], X.dtype, self._inference_width()):
@@ -969,14 +980,20 @@ class DictionaryLearner(
 
     # ------------------------------------------------------------- helpers
 
-    def _code_type(self):
-        return _CODE_TYPES[self.code](
-            n_components=self.n_components,
-            alpha=self.alpha,
+    def _code_type(self, code=None, n_components=None, alpha=None):
+        """The solver of ``code`` (default: the parameters) for a fit."""
+        return _CODE_TYPES[self.code if code is None else code](
+            n_components=self.n_components if n_components is None else n_components,
+            alpha=self.alpha if alpha is None else alpha,
             max_iter=self.max_iter,
             tol=self.tol,
             verbose=self.verbose,
         )
+
+    def _fitted_code_type(self):
+        """The solver the model was fitted with: inference must not change
+        when parameters are set after fitting."""
+        return self._code_type(self.code_, self.components_.shape[0], self.alpha_)
 
     def _validate_fit_input(self, X, code_type, reset):
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
@@ -1009,7 +1026,7 @@ class DictionaryLearner(
         D = torch.as_tensor(self.components_, device=Xt.device).to(Xt.dtype)
         # float32 cannot resolve changes much below its epsilon.
         tol = max(_TRANSFORM_TOL, 10 * torch.finfo(Xt.dtype).eps)
-        return self._code_type().encode(
+        return self._fitted_code_type().encode(
             Xt - self._mean(Xt), D, max_iter=_TRANSFORM_MAX_ITER, tol=tol
         )
 
@@ -1031,9 +1048,11 @@ class DictionaryLearner(
             "n_samples_seen_": self.n_samples_seen_,
         }
 
-    def _set_state(self, state, rng, device):
+    def _set_state(self, state, rng, device, code_type):
         """Assign a fit's results at once (defaults for what it did not set)."""
         values = {"mean_": None, "n_steps_": 0}
+        values["code_"] = code_type.code
+        values["alpha_"] = float(code_type.alpha)
         values.update(_to_numpy(state))
         values["rng_state_"] = rng.get_state()
         values["device_"] = device

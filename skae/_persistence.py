@@ -845,6 +845,8 @@ _AUTOENCODER_ATTRIBUTES = {
 }
 _DICTIONARY_ATTRIBUTES = {
     "n_features_in_": _positive,
+    "code_": _resolved("code"),
+    "alpha_": _real,
     "components_": None,  # sets the sizes, checked first
     "mean_": _vector("n_features", optional=True),
     "inner_stats_": None,  # checked against the code type's own statistics
@@ -1129,7 +1131,8 @@ def _check_dictionary(estimator, attributes, modules, moments):
     # The running statistics the code type keeps, sized on the meta device.
     stats = attributes["inner_stats_"]
     try:
-        expected = estimator._code_type().new_stats(
+        code = attributes["code_"]
+        expected = estimator._code_type(code=code).new_stats(
             n_components, n_features, device="meta", dtype=torch.float64
         )
     except Exception as exc:  # noqa: BLE001 - reported, with its reason

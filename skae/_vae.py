@@ -7,7 +7,12 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+    validate_params,
+)
 from sklearn.utils.validation import check_is_fitted
 
 from skae import _random
@@ -505,6 +510,14 @@ class VAE(MLPMixin, BaseAutoencoder):
             :math:`\\log p(x)` estimates, in X's float dtype.
         """
         check_is_fitted(self)
+        # Read at every call by design (the bound's tightness is a choice at
+        # scoring time), so checked here: set_params does not validate.
+        name = "n_importance_samples"
+        validate_parameter_constraints(
+            {name: self._parameter_constraints[name]},
+            {name: self.n_importance_samples},
+            caller_name="VAE.score_samples",
+        )
         X = validate_float_rows(self, X, reset=False)
         draws_per_pass = min(self.n_importance_samples, _SCORE_BUDGET)
         # Memory is O(one pass), whatever the number of rows: the rows of a

@@ -233,3 +233,26 @@ def _saved(est, tmp_path):
     path = tmp_path / "model.skae"
     skae.save(est, path)
     return path
+
+
+def test_parameters_read_at_call_time_are_checked_then():
+    X = _data()
+    ae = AutoencoderTransformer(**SMALL, max_iter=1).fit(X)
+    ae.set_params(n_jobs="many")
+    with pytest.raises(ValueError, match="n_jobs"):
+        ae.transform(X)
+    vae = VAE(**SMALL, max_iter=1).fit(X)
+    vae.set_params(n_importance_samples=(3, 2))
+    with pytest.raises(ValueError, match="n_importance_samples"):
+        vae.score_samples(X)
+
+
+def test_a_dictionary_keeps_its_fitted_code_type():
+    X = _data()
+    dl = DictionaryLearner(n_components=3, code="sparse", random_state=0).fit(X)
+    Z, scores = dl.transform(X), dl.score_samples(X)
+    dl.set_params(code="onehot", n_components=5, alpha=100.0)
+    np.testing.assert_array_equal(dl.transform(X), Z)
+    np.testing.assert_array_equal(dl.score_samples(X), scores)
+    assert dl.partial_fit(X).code_ == "sparse"
+    assert dl.fit(X).transform(X).shape == (len(X), 5)

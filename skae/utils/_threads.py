@@ -11,6 +11,7 @@ duration of a call and restores the caller's setting afterwards (as
 """
 
 import contextlib
+import numbers
 import os
 import threading
 
@@ -68,6 +69,12 @@ def threads_for(work, device, n_jobs=None):
     """
     if device.type != "cpu":
         return None
+    # Read at every call (like scikit-learn's n_jobs at predict time), so it
+    # is checked here too: set_params does not validate.
+    if n_jobs is not None and (
+        not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool)
+    ):
+        raise ValueError(f"n_jobs must be None or an int, got {n_jobs!r}.")
     if n_jobs is None:
         return 1 if work < PARALLEL_MIN_WORK else None
     if n_jobs < 0:
