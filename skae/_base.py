@@ -336,16 +336,21 @@ class BaseAutoencoder(
                     device, entropy = group.device(device), group.broadcast(entropy)
                 stats = source.statistics()
                 self._begin_training(stats, source.n_features, device, entropy)
+            scaled = (self.offset_, self.scale_, self.device_)
+            all_rows = source.training_rows(*scaled) if group is not None else None
             if group is not None:
                 source = source.shard(group.rank, group.world_size)
-            rows = source.training_rows(self.offset_, self.scale_, self.device_)
+            rows = source.training_rows(*scaled)
+            # A data-driven start (e.g. PCA) looks at all rows, like the
+            # scaling statistics: every process starts from the same model.
+            start_rows = rows if all_rows is None else all_rows
             key = (1, self.n_iter_) if incremental else (0,)
             seed = _stream_seed(self.random_seed_, *key, _TORCH_STREAM)
             if fresh:
                 # Modules initialize themselves from torch's global generator.
                 with _random.seeded_global_rng(seed, self.device_):
                     module = self._build_module(self.architecture_)
-                    self._initialize_module(module, rows)
+                    self._initialize_module(module, start_rows)
                 self.module_ = module.to(self.device_)
             step_work = self._batch_size_for(len(rows)) * self._n_parameters()
             with (
