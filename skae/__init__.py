@@ -1,9 +1,11 @@
 """skae: autoencoders as first-class scikit-learn estimators."""
 
 from skae._autoencoder import AutoencoderTransformer
+from skae._classifier import AutoencoderClassifier, AutoencoderRegressor
 from skae._contractive import ContractiveAE
 from skae._denoising import DenoisingAE
 from skae._dictionary import DictionaryLearner
+from skae._outlier import OutlierDetector
 from skae._persistence import load, save
 from skae._sparse import SparseAE
 from skae._vae import VAE
@@ -11,10 +13,13 @@ from skae._vae import VAE
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoencoderClassifier",
+    "AutoencoderRegressor",
     "AutoencoderTransformer",
     "ContractiveAE",
     "DenoisingAE",
     "DictionaryLearner",
+    "OutlierDetector",
     "SparseAE",
     "VAE",
     "load",

@@ -15,7 +15,9 @@ containers: no code from a file ever runs. The archive holds one dictionary
     sha256          SHA-256 of all the above (header and tensor bytes)
 
 What a file keeps (the persistence contract, held by a test for every
-estimator): the parameters; every public fitted attribute (names ending in
+estimator): the parameters (an autoencoder given as a parameter, such as
+``AutoencoderClassifier``'s ``autoencoder`` or ``encoder``, by its class and
+parameters: not its fitted state); every public fitted attribute (names ending in
 ``_``, including the fitted network's description ``architecture_`` and the
 root of the random streams ``random_seed_``); the weights of the fitted torch
 module; and the optimizer's moment estimates (Adam's ``exp_avg``,
@@ -60,10 +62,13 @@ import zipfile
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from skae._base import BaseAutoencoder
+from skae._classifier import _BaseSupervisedAutoencoder
+from skae.nn import ACTIVATIONS
 
 FORMAT_NAME = "skae-estimator"
 FORMAT_VERSION = 3
@@ -107,9 +112,24 @@ def _encode(value, tensors, key):
         return value.item()
     if isinstance(value, torch.device):
         return {"__device__": str(value)}
+    if isinstance(value, BaseEstimator) and _family(type(value)) == "autoencoder":
+        # An autoencoder given as a parameter (AutoencoderClassifier's
+        # autoencoder= or encoder=): its class and parameters, not its fitted
+        # state (what a fitted encoder taught is in the weights of module_).
+        params = value.get_params(deep=False)
+        return {
+            "__estimator__": {
+                "class": type(value).__name__,
+                "params": {
+                    k: _encode(v, tensors, f"{key}.{k}") for k, v in params.items()
+                },
+            }
+        }
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             return {"__object_array__": [_encode(v, tensors, key) for v in value]}
+        if value.dtype.kind == "U":  # e.g. classes_ of string labels
+            return {"__str_array__": [str(v) for v in value.ravel()]}
         _put(tensors, key, torch.from_numpy(np.ascontiguousarray(value)))
         return {"__ndarray__": key}
     if isinstance(value, torch.Tensor):
@@ -144,9 +164,10 @@ def _put(tensors, key, tensor):
 class _Tensors:
     """The file's tensors, handed out by name, each at most once."""
 
-    def __init__(self, tensors):
+    def __init__(self, tensors, known=None):
         self.tensors = tensors
         self.used = set()
+        self.known = known or {}
 
     def take(self, key):
         if not isinstance(key, str) or key not in self.tensors:
@@ -190,11 +211,30 @@ class _Tensors:
             for i, item in enumerate(payload):
                 array[i] = self.decode(item)
             return array
+        if tag == "__str_array__" and isinstance(payload, list):
+            if not all(isinstance(v, str) for v in payload):
+                raise _BadFile(f"unexpected structure {_short(value)} in the header")
+            return np.array(payload, dtype=str)
+        if tag == "__estimator__" and isinstance(payload, dict):
+            return self.estimator(payload)
         if tag == "__tuple__" and isinstance(payload, list):
             return tuple(self.decode(v) for v in payload)
         if tag == "__dict__" and isinstance(payload, dict):
             return {k: self.decode(v) for k, v in payload.items()}
         raise _BadFile(f"unexpected structure {_short(value)} in the header")
+
+    def estimator(self, payload):
+        """An unfitted autoencoder given as a parameter, checked by its class."""
+        name = payload.get("class")
+        cls = self.known.get(name) if isinstance(name, str) else None
+        if set(payload) != {"class", "params"} or _family(cls) != "autoencoder":
+            raise _BadFile(
+                f"a parameter names {_short(name)}, which is not an skae autoencoder"
+            )
+        params = payload["params"]
+        if not isinstance(params, dict):
+            raise _BadFile(f"the parameters of {name} are not a mapping")
+        return _check_params(cls, {k: self.decode(v) for k, v in params.items()})
 
 
 def _reason(exc):
@@ -242,6 +282,8 @@ def _family(cls):
         return None
     if issubclass(cls, BaseAutoencoder):
         return "autoencoder"
+    if issubclass(cls, _BaseSupervisedAutoencoder):
+        return "supervised"
     if issubclass(cls, skae.DictionaryLearner):
         return "dictionary"
     return None
@@ -309,8 +351,17 @@ def save(estimator, path):
     True
     """
     if _family(type(estimator)) is None:
+        name = type(estimator).__name__
+        if name in _skae_classes():
+            # A meta-estimator: its fitted estimator_ may be any scikit-learn
+            # estimator, whose state this code-free format cannot describe.
+            raise TypeError(
+                f"skae.save does not store {name} yet: it wraps a fitted estimator "
+                "of any class, which the code-free format cannot hold. Save it "
+                "with joblib, or save its autoencoder with skae.save."
+            )
         raise TypeError(
-            f"skae.save stores skae estimators; got {type(estimator).__name__}. "
+            f"skae.save stores skae estimators; got {name}. "
             "Save other estimators with joblib or skops."
         )
     check_is_fitted(estimator)
@@ -655,7 +706,7 @@ def _rebuild(header, tensors, known):
             "estimator classes with load(path, classes=[...])"
         )
     cls = known[name]
-    store = _Tensors(tensors)
+    store = _Tensors(tensors, known)
     try:
         params = _decode_mapping(store, header["params"], "params")
         attributes = _decode_mapping(store, header["attributes"], "attributes")
@@ -672,6 +723,8 @@ def _rebuild(header, tensors, known):
     _check_attribute_names(cls, family, attributes, strict=skae_class)
     if family == "autoencoder":
         _check_autoencoder(estimator, attributes, modules, moments)
+    elif family == "supervised":
+        _check_supervised(estimator, attributes, modules, moments)
     else:
         _check_dictionary(estimator, attributes, modules, moments)
     store.check_all_used()
@@ -789,6 +842,37 @@ def _vector(size, *, kind="f", positive=False, optional=False):
     return check
 
 
+def _finite(value, ctx, name):
+    _expect(_is_real(value) and np.isfinite(value), name, value, "a finite number")
+
+
+def _positive_finite(value, ctx, name):
+    _expect(
+        _is_real(value) and np.isfinite(value) and value > 0,
+        name,
+        value,
+        "a finite number > 0",
+    )
+
+
+def _labels(value, ctx, name):
+    """``classes_``: sorted distinct labels (numbers, booleans or strings)."""
+    plain = isinstance(value, np.ndarray) and value.ndim == 1 and len(value) >= 2
+    if plain and value.dtype.kind == "O":
+        plain = all(isinstance(v, (str, int, float, bool)) for v in value)
+    if plain and value.dtype.kind in "biufUO":
+        try:
+            plain = np.array_equal(np.unique(value), value)
+        except TypeError:  # unorderable, e.g. strings mixed with numbers
+            plain = False
+    _expect(
+        plain and value.dtype.kind in "biufUO",
+        name,
+        value,
+        "a 1-D array of at least two sorted, distinct labels",
+    )
+
+
 def _names(value, ctx, name):
     _expect(
         isinstance(value, np.ndarray)
@@ -857,6 +941,25 @@ _DICTIONARY_ATTRIBUTES = {
     "rng_state_": _random_state,
     "device_": _device,
 }
+_SUPERVISED_ATTRIBUTES = {
+    "n_features_in_": _positive,
+    "device_": _device,
+    "random_seed_": _seed,
+    "loss_": _resolved("loss"),
+    "offset_": _vector("n_features"),
+    "scale_": _vector("n_features", positive=True),
+    "architecture_": None,  # checked against the autoencoder class's network
+    "n_components_": _positive,
+    "loss_curve_": _curve,
+    "n_iter_": _nonneg,
+    "n_head_iter_": _nonneg,
+    "n_pretraining_iter_": _nonneg,
+}
+_FAMILY_ATTRIBUTES = {
+    "autoencoder": _AUTOENCODER_ATTRIBUTES,
+    "dictionary": _DICTIONARY_ATTRIBUTES,
+    "supervised": _SUPERVISED_ATTRIBUTES,
+}
 #: Present only for some inputs or settings.
 _OPTIONAL_ATTRIBUTES = {
     "feature_names_in_": _names,  # fitted on a DataFrame
@@ -869,6 +972,8 @@ _EXTRA_ATTRIBUTES = {
         "dead_units_": _vector("n_components", kind="b"),
         "dead_fraction_": _fraction,
     },
+    "AutoencoderClassifier": {"classes_": _labels},
+    "AutoencoderRegressor": {"y_mean_": _finite, "y_scale_": _positive_finite},
     "DenoisingAE": {
         "data_min_": _vector("n_features"),
         "data_max_": _vector("n_features"),
@@ -884,9 +989,7 @@ _EXTRA_ATTRIBUTES = {
 
 def _schema(cls, family):
     """Required attributes of a fitted ``cls`` and their checks."""
-    schema = dict(
-        _AUTOENCODER_ATTRIBUTES if family == "autoencoder" else _DICTIONARY_ATTRIBUTES
-    )
+    schema = dict(_FAMILY_ATTRIBUTES[family])
     skae = _skae_classes()
     for name, extra in _EXTRA_ATTRIBUTES.items():
         if issubclass(cls, skae[name]):
@@ -1155,6 +1258,108 @@ def _check_dictionary(estimator, attributes, modules, moments):
             )
     for name, value in attributes.items():
         setattr(estimator, name, value)
+
+
+#: ``architecture_`` of a classifier or regressor: the autoencoder's own
+#: (checked by its class) and the head's.
+_SUPERVISED_ARCHITECTURE = {
+    "autoencoder_class",
+    "autoencoder",
+    "n_features",
+    "n_components",
+    "head_layer_sizes",
+    "head_activation",
+    "n_outputs",
+}
+
+
+def _check_supervised(estimator, attributes, modules, moments):
+    """A classifier's or regressor's file: an autoencoder's network, checked by
+    the autoencoder's class, with a head of the stored sizes."""
+    if moments is not None:
+        raise _BadFile(f"{type(estimator).__name__} keeps no optimizer state")
+    if set(modules) != {"module_"}:
+        raise _BadFile(f"it holds modules {sorted(modules)}, expected ['module_']")
+    _positive(attributes["n_features_in_"], None, "n_features_in_")
+    _positive(attributes["n_components_"], None, "n_components_")
+    architecture = attributes["architecture_"]
+    _expect(
+        isinstance(architecture, dict)
+        and set(architecture) == _SUPERVISED_ARCHITECTURE,
+        "architecture_",
+        architecture,
+        f"a dict with entries {sorted(_SUPERVISED_ARCHITECTURE)}",
+    )
+    n_outputs = architecture["n_outputs"]
+    _positive(n_outputs, None, "architecture_['n_outputs']")
+    ctx = {
+        "cls": type(estimator),
+        "n_features": attributes["n_features_in_"],
+        "n_components": attributes["n_components_"],
+        "n_outputs": n_outputs,
+    }
+    _check_values(type(estimator), "supervised", attributes, ctx)
+    expected = len(attributes["classes_"]) if "classes_" in attributes else 1
+    if n_outputs != expected:
+        raise _BadFile(f"architecture_ has {n_outputs} outputs, expected {expected}")
+    for key in ("n_features", "n_components"):
+        if architecture[key] != ctx[key]:
+            raise _BadFile(
+                f"architecture_[{key!r}]={_short(architecture[key])} differs from "
+                f"the fitted {key}"
+            )
+    n_tensors = len(modules["module_"])
+    sizes = architecture["head_layer_sizes"]
+    _expect(
+        isinstance(sizes, tuple)
+        and len(sizes) <= n_tensors
+        and all(_is_int(h) and 1 <= h < _MAX_COUNT for h in sizes),
+        "architecture_['head_layer_sizes']",
+        sizes,
+        "a tuple of positive ints",
+    )
+    _expect(
+        architecture["head_activation"] in ACTIVATIONS,
+        "architecture_['head_activation']",
+        architecture["head_activation"],
+        f"one of {sorted(ACTIVATIONS)}",
+    )
+    inner = _skae_classes().get(architecture["autoencoder_class"])
+    if _family(inner) != "autoencoder":
+        raise _BadFile(
+            f"architecture_ names {_short(architecture['autoencoder_class'])}, "
+            "which is not one of skae's autoencoders"
+        )
+    _check_architecture(
+        inner(),
+        architecture["autoencoder"],
+        {"loss_": attributes["loss_"]},
+        ctx,
+        n_tensors=n_tensors,
+    )
+    for name, value in attributes.items():
+        setattr(estimator, name, value)
+    network = _meta_network(estimator, architecture)
+    _check_weights(network, modules["module_"])
+    x = torch.empty(2, ctx["n_features"], device="meta")
+    try:
+        with torch.no_grad():
+            code, output = network.encode(x), network(x)
+    except Exception as exc:  # noqa: BLE001 - reported, with its reason
+        raise _BadFile(
+            f"the network of architecture_ does not run on {ctx['n_features']} "
+            f"features ({type(exc).__name__}: {exc})"
+        ) from None
+    if tuple(code.shape) != (2, ctx["n_components"]) or tuple(output.shape) != (
+        2,
+        n_outputs,
+    ):
+        raise _BadFile(
+            f"the network of architecture_ maps {ctx['n_features']} features to "
+            f"codes of shape {tuple(code.shape)[1:]} and outputs of shape "
+            f"{tuple(output.shape)[1:]}; expected ({ctx['n_components']},) and "
+            f"({n_outputs},)"
+        )
 
 
 # ------------------------------------------------------------------ helpers

@@ -6,16 +6,57 @@ classes. Each estimator is covered by configurations that exercise its
 distinct code paths (every corruption, sparsity kind, code type, ...).
 """
 
+from sklearn.decomposition import PCA
+
 from skae import (
     VAE,
+    AutoencoderClassifier,
+    AutoencoderRegressor,
     AutoencoderTransformer,
     ContractiveAE,
     DenoisingAE,
     DictionaryLearner,
+    OutlierDetector,
     SparseAE,
 )
+from skae._outlier_default import AutoencoderEnsemble
 
 CHECK_INSTANCES = {
+    # Pretraining, the head-only probe, fine-tuning all layers with the
+    # reconstruction term and input noise, a hidden head, early stopping
+    # (a large step: check_classifiers_train asks for 0.83 training accuracy).
+    AutoencoderClassifier: [
+        AutoencoderClassifier(
+            DenoisingAE(
+                n_components=8,
+                hidden_layer_sizes=(16,),
+                noise="gaussian",
+                noise_level=0.1,
+                max_iter=10,
+            ),
+            learning_rate=1e-2,
+            max_iter=50,
+        ),
+        AutoencoderClassifier(
+            AutoencoderTransformer(
+                n_components=4, hidden_layer_sizes=(8,), max_iter=10
+            ),
+            fine_tune="head",
+            head_layer_sizes=(8,),
+            early_stopping=True,
+            learning_rate=1e-2,
+            max_iter=50,
+        ),
+    ],
+    AutoencoderRegressor: [
+        AutoencoderRegressor(
+            AutoencoderTransformer(
+                n_components=4, hidden_layer_sizes=(8,), max_iter=10
+            ),
+            learning_rate=1e-2,
+            max_iter=50,
+        ),
+    ],
     AutoencoderTransformer: [AutoencoderTransformer()],
     SparseAE: [
         SparseAE(n_components=16, sparsity="kl", max_iter=5),
@@ -59,6 +100,22 @@ CHECK_INSTANCES = {
     DictionaryLearner: [
         DictionaryLearner(n_components=2, code=code, max_iter=20, random_state=0)
         for code in ("sparse", "nonnegative", "onehot", "orthogonal")
+    ],
+    OutlierDetector: [
+        # A scikit-learn scorer, an skae model, and the default ensemble kept
+        # tiny (the checks fit each configuration dozens of times). A given
+        # estimator keeps its own random_state: seeded here.
+        OutlierDetector(PCA(n_components=1)),
+        OutlierDetector(
+            AutoencoderTransformer(
+                n_components=1, hidden_layer_sizes=(), max_iter=5, random_state=0
+            )
+        ),
+        OutlierDetector(
+            AutoencoderEnsemble(
+                n_estimators=2, hidden_layer_size=4, n_steps=10, random_state=0
+            )
+        ),
     ],
 }
 

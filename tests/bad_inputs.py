@@ -110,36 +110,66 @@ def check_outcome(call, n_rows=None, n_cols=None, dtype=None, scores=False):
     return "ok"
 
 
+def targets_for(estimator, X):
+    """The ``y`` a supervised estimator is fitted with (none for the others).
+
+    Two alternating classes for a classifier, a ramp for a regressor, one per
+    row of ``X`` however ``X`` is stored.
+    """
+    from sklearn.base import is_classifier, is_regressor
+
+    if not (is_classifier(estimator) or is_regressor(estimator)):
+        return ()
+    n = X.shape[0] if hasattr(X, "shape") else len(X)
+    return (np.arange(n) % 2,) if is_classifier(estimator) else (np.arange(n) / 7.0,)
+
+
+def output_method(estimator):
+    """The call whose output every estimator must give for new rows."""
+    return "transform" if hasattr(estimator, "transform") else "predict"
+
+
 def exercise(estimator, fitted, X):
     """Apply every public call to ``X``; return the list of outcomes.
 
     ``estimator`` is a fresh (unfitted) estimator, ``fitted`` a fitted one.
+    Transformers are checked through ``transform`` (and its inverse), the
+    others through ``predict``; ``score_samples`` wherever it exists.
     """
-    outcomes = [check_outcome(lambda: estimator.fit(X))]
+    outcomes = [check_outcome(lambda: estimator.fit(X, *targets_for(estimator, X)))]
+    output = output_method(estimator)
     if outcomes[0] == "ok":
         n = len(X)
-        k = estimator._n_features_out
-        Z = None
-        outcomes.append(
-            check_outcome(lambda: estimator.transform(X), n, k, expected_dtype(X))
-        )
-        if outcomes[-1] == "ok":
-            Z = estimator.transform(X)
-            outcomes.append(check_outcome(lambda: estimator.inverse_transform(Z), n))
+        if output == "transform":
+            k = estimator._n_features_out
+            outcomes.append(
+                check_outcome(lambda: estimator.transform(X), n, k, expected_dtype(X))
+            )
+            if outcomes[-1] == "ok":
+                Z = estimator.transform(X)
+                outcomes.append(
+                    check_outcome(lambda: estimator.inverse_transform(Z), n)
+                )
+        else:
+            outcomes.append(check_outcome(lambda: estimator.predict(X), n))
         if hasattr(estimator, "score_samples"):
             outcomes.append(
                 check_outcome(lambda: estimator.score_samples(X), n, scores=True)
             )
     before = fitted.__dict__.copy()
     reference = np.random.RandomState(0).rand(4, fitted.n_features_in_)
-    Z_before = fitted.transform(reference)
-    for method in ("fit", "transform", "score_samples"):
+    out_before = getattr(fitted, output)(reference)
+    for method in ("fit", output, "score_samples"):
         if not hasattr(fitted, method):
             continue
-        outcome = check_outcome(lambda m=method: getattr(fitted, m)(X))
+        if method == "fit":
+            call = lambda: fitted.fit(X, *targets_for(fitted, X))  # noqa: E731
+        else:
+            call = lambda m=method: getattr(fitted, m)(X)  # noqa: E731
+        outcome = check_outcome(call)
         outcomes.append(outcome)
         if method == "fit" and outcome == "ok":
             return outcomes  # a successful refit legitimately changes the model
         assert fitted.__dict__.keys() == before.keys(), method
-        np.testing.assert_array_equal(fitted.transform(reference), Z_before)
+        np.testing.assert_array_equal(getattr(fitted, output)(reference), out_before)
     return outcomes

@@ -1,0 +1,533 @@
+"""AutoencoderClassifier and AutoencoderRegressor: semi-supervised fit, transfer,
+bad input, rollback and persistence.
+
+Small data (digits, a few hundred rows) and tiny networks: every fit takes
+well under a second.
+"""
+
+import copy
+import pickle
+import sys
+import warnings
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import cross_val_score
+
+import skae
+from skae import (
+    VAE,
+    AutoencoderClassifier,
+    AutoencoderRegressor,
+    AutoencoderTransformer,
+    ContractiveAE,
+    DenoisingAE,
+    SparseAE,
+    _classifier,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bad_inputs import bad_inputs, check_outcome  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def tiny_ae(cls=DenoisingAE, **params):
+    params = {"n_components": 8, "hidden_layer_sizes": (16,), "max_iter": 3, **params}
+    return cls(**params)
+
+
+def tiny(cls=AutoencoderClassifier, **params):
+    return cls(**{"autoencoder": tiny_ae(), "max_iter": 5, "random_state": 0, **params})
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """300 digits in [0, 1]; labels for the first 100 rows only (-1 after)."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    y_semi = y.copy()
+    y_semi[100:] = -1
+    return X, y, y_semi
+
+
+@pytest.fixture(scope="module")
+def encoder(digits):
+    X, _, _ = digits
+    return tiny_ae(random_state=0).fit(X)
+
+
+def _state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _snapshot(estimator):
+    """Every attribute, tensors cloned (pickled tensors differ in their bytes)."""
+    state = dict(estimator.__getstate__())
+    weights = state.pop("module_", {})
+    return pickle.dumps(state), {k: v.clone() for k, v in weights.items()}
+
+
+def _assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# ------------------------------------------------------------------ y = -1
+def test_unlabeled_rows_pretrain_and_are_never_a_class(digits):
+    X, _, y_semi = digits
+    X_raw = X * 16.0  # MSE with scaling="global": the offset is the rows' mean
+    clf = tiny(autoencoder=tiny_ae(loss="mse")).fit(X_raw, y_semi)
+    np.testing.assert_array_equal(clf.classes_, np.arange(10))
+    assert set(clf.predict(X_raw)) <= set(range(10))
+    # Pretraining saw every row, labeled or not.
+    np.testing.assert_allclose(clf.offset_, X_raw.mean(axis=0))
+    assert not np.allclose(clf.offset_, X_raw[:100].mean(axis=0))
+    assert clf.n_pretraining_iter_ == 3 and clf.n_head_iter_ >= 1
+    assert clf.n_iter_ == len(clf.loss_curve_) > clf.n_head_iter_
+
+
+def test_unlabeled_rows_enter_the_reconstruction_term(digits, monkeypatch):
+    X, _, y_semi = digits
+    seen = []
+    forward = _classifier.SupervisedObjective.forward
+
+    def spy(self, module, batch, training=True):
+        if training and batch.pool is not None:
+            seen.append(len(batch.pool))
+        return forward(self, module, batch, training)
+
+    monkeypatch.setattr(_classifier.SupervisedObjective, "forward", spy)
+    tiny(max_iter=2).fit(X, y_semi)
+    assert seen and all(n == 200 for n in seen)  # min(200, all 300 rows)
+    seen.clear()
+    tiny(max_iter=2, fine_tune="head").fit(X, y_semi)
+    assert not seen
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+def test_binary_and_multiclass_outputs_agree(digits, n_classes):
+    X, y, _ = digits
+    keep = y < n_classes
+    X, y = X[keep], y[keep] + 5  # labels that are not 0..k-1
+    y_semi = y.copy()
+    y_semi[::2] = -1
+    clf = tiny(max_iter=100, learning_rate=1e-2).fit(X, y_semi)
+    proba = clf.predict_proba(X)
+    scores = clf.decision_function(X)
+    assert proba.shape == (len(X), n_classes)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba)
+    predicted = clf.predict(X)
+    if n_classes == 2:
+        assert scores.shape == (len(X),)
+        np.testing.assert_array_equal(predicted, clf.classes_[(scores > 0).astype(int)])
+    else:
+        assert scores.shape == (len(X), n_classes)
+        np.testing.assert_array_equal(predicted, clf.classes_[scores.argmax(axis=1)])
+    np.testing.assert_array_equal(predicted, clf.classes_[proba.argmax(axis=1)])
+    assert clf.score(X, y) > 0.8
+
+
+def test_string_labels_have_no_unlabeled_rows(digits):
+    X, y, _ = digits
+    names = np.array(["zero", "one", "two"])[y % 3]
+    clf = tiny().fit(X, names)
+    np.testing.assert_array_equal(clf.classes_, ["one", "two", "zero"])
+    assert clf.predict(X[:5]).dtype == names.dtype
+    # Unsigned labels cannot hold the marker either.
+    assert len(tiny().fit(X, y.astype(np.uint8)).classes_) == 10
+    # Object labels may mix strings with the -1 marker.
+    mixed = names.astype(object)
+    mixed[150:] = -1
+    assert list(tiny().fit(X, mixed).classes_) == ["one", "two", "zero"]
+
+
+def test_learns_digits_with_few_labels(digits):
+    X, y, y_semi = digits
+    clf = AutoencoderClassifier(
+        DenoisingAE(n_components=32, hidden_layer_sizes=(64,), max_iter=20),
+        random_state=0,
+    ).fit(X, y_semi)
+    assert clf.score(X[100:], y[100:]) > 0.8
+
+
+# ------------------------------------------------------------- bad input
+BAD_Y = {
+    "all rows unlabeled": (
+        lambda y: np.full_like(y, -1),
+        "Every row of y is unlabeled",
+    ),
+    "one class only": (
+        lambda y: np.where(np.arange(len(y)) < 50, 3, -1),
+        "hold one class only",
+    ),
+    "labels of the wrong length": (
+        lambda y: y[:-1],
+        "inconsistent numbers of samples",
+    ),
+    "NaN labels": (lambda y: np.where(y == 1, np.nan, y), "Input y contains NaN"),
+    "continuous labels": (lambda y: y + 0.5, "Unknown label type"),
+    "no y": (lambda y: None, "requires y to be passed"),
+}
+
+
+@pytest.mark.parametrize("make_y, match", BAD_Y.values(), ids=BAD_Y.keys())
+def test_bad_labels_fail_clearly(digits, make_y, match):
+    X, _, y_semi = digits
+    with pytest.raises(ValueError, match=match):
+        tiny().fit(X, make_y(y_semi))
+
+
+BAD_X = {
+    "NaN": (lambda X: np.where(X > 0.9, np.nan, X), "Input X contains NaN"),
+    "infinity": (lambda X: np.where(X > 0.9, np.inf, X), "infinity"),
+    "1-D": (lambda X: X[:, 0], "Expected 2D array"),
+    "sparse": (lambda X: __import__("scipy.sparse").sparse.csr_matrix(X), "(?i)sparse"),
+}
+
+
+@pytest.mark.parametrize("make_X, match", BAD_X.values(), ids=BAD_X.keys())
+def test_bad_X_fails_clearly(digits, make_X, match):
+    X, _, y_semi = digits
+    with pytest.raises((ValueError, TypeError), match=match):
+        tiny().fit(make_X(X), y_semi)
+
+
+def _labels_for(cls, X, seed):
+    n = X.shape[0] if hasattr(X, "shape") else len(X)
+    rng = np.random.RandomState(seed)
+    if cls is AutoencoderRegressor:
+        return np.where(rng.rand(n) < 0.3, np.nan, rng.randn(n))
+    return rng.choice([-1, 0, 1, 2], size=n)
+
+
+@pytest.mark.parametrize("cls", [AutoencoderClassifier, AutoencoderRegressor])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=bad_inputs())
+def test_random_inputs_give_result_or_clear_error(cls, case):
+    """The unsupervised estimators' fuzz harness (tests/test_reliability.py
+    calls ``fit(X)``), with labels: every call returns finite outputs of the
+    right shape or raises a ValueError/TypeError with a message, and a failed
+    call leaves a fitted estimator as it was."""
+    X, description = case
+    params = {"max_iter": 2, "random_state": 0}
+    rng = np.random.RandomState(1)
+    fitted = tiny(cls, **params).fit(rng.rand(20, 3), _labels_for(cls, range(20), 1))
+    reference = rng.rand(4, 3)
+    expected = fitted.predict(reference)
+    before = _snapshot(fitted)
+    y = _labels_for(cls, X, 0)
+    fresh = tiny(cls, **params)
+    try:
+        if check_outcome(lambda: fresh.fit(X, y)) == "ok":
+            check_outcome(lambda: fresh.predict(X), len(y))
+        check_outcome(lambda: fitted.predict(X), len(y))
+        if check_outcome(lambda: fitted.fit(X, y)) == "error":
+            after = _snapshot(fitted)
+            assert after[0] == before[0]
+            _assert_same_weights(after[1], before[1])
+            np.testing.assert_array_equal(fitted.predict(reference), expected)
+    except AssertionError as exc:
+        raise AssertionError(f"{cls.__name__} on {description}: {exc}") from exc
+
+
+def test_wrong_width_and_unfitted_fail_clearly(digits):
+    X, _, y_semi = digits
+    with pytest.raises(NotFittedError):
+        tiny().predict(X)
+    clf = tiny().fit(X, y_semi)
+    for method in ("predict", "predict_proba", "decision_function"):
+        with pytest.raises(ValueError, match="X has 63 features, but"):
+            getattr(clf, method)(X[:, :-1])
+
+
+def test_regressor_bad_targets_fail_clearly(digits):
+    X, y, _ = digits
+    y = y.astype(float)
+    with pytest.raises(ValueError, match="Every row of y is unlabeled"):
+        tiny(AutoencoderRegressor).fit(X, np.full(len(X), np.nan))
+    with pytest.raises(ValueError, match="infinity"):
+        tiny(AutoencoderRegressor).fit(X, np.where(y == 1, np.inf, y))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        tiny(AutoencoderRegressor).fit(X, y[:-1])
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        tiny(AutoencoderRegressor).fit(X, None)
+
+
+def test_encoder_errors_name_the_problem(digits, encoder):
+    X, _, y_semi = digits
+    with pytest.raises(ValueError, match="not both"):
+        tiny(encoder=encoder).fit(X, y_semi)
+    with pytest.raises(NotFittedError, match="must be a fitted skae autoencoder"):
+        tiny(autoencoder=None, encoder=tiny_ae()).fit(X, y_semi)
+    with pytest.raises(ValueError, match="fitted on 64 features"):
+        tiny(autoencoder=None, encoder=encoder).fit(X[:, :10], y_semi)
+    with pytest.raises(ValueError, match="autoencoder"):
+        AutoencoderClassifier(autoencoder="DenoisingAE").fit(X, y_semi)
+    with pytest.raises(ValueError, match="head_layer_sizes"):
+        tiny(head_layer_sizes=(0,)).fit(X, y_semi)
+
+    class MyAE(DenoisingAE):
+        pass
+
+    with pytest.raises(ValueError, match="one of skae's autoencoder classes"):
+        tiny(autoencoder=MyAE()).fit(X, y_semi)
+
+
+def test_a_failed_fit_leaves_the_estimator_unchanged(digits, monkeypatch):
+    X, _, y_semi = digits
+    clf = tiny().fit(X, y_semi)
+    before = _snapshot(clf)
+    proba = clf.predict_proba(X)
+    with pytest.raises(ValueError):
+        clf.fit(X, np.full_like(y_semi, -1))
+
+    def fail(*args, **kwargs):  # mid-way: after pretraining, while fine-tuning
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_classifier.SupervisedObjective, "forward", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        clf.fit(X, y_semi)
+    monkeypatch.undo()
+    after = _snapshot(clf)
+    assert after[0] == before[0]
+    _assert_same_weights(after[1], before[1])
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+# --------------------------------------------------------------- transfer
+def test_the_users_encoder_is_never_modified(digits, encoder):
+    X, _, y_semi = digits
+    weights = _state(encoder.module_)
+    attributes = pickle.dumps({k: v for k, v in vars(encoder).items()})
+    for fine_tune in ("all", "head"):
+        tiny(autoencoder=None, encoder=encoder, fine_tune=fine_tune).fit(X, y_semi)
+    _assert_same_weights(_state(encoder.module_), weights)
+    assert pickle.dumps({k: v for k, v in vars(encoder).items()}) == attributes
+
+
+def test_head_only_leaves_encoder_weights_bit_identical(digits, encoder):
+    X, _, y_semi = digits
+    clf = tiny(autoencoder=None, encoder=encoder, fine_tune="head", max_iter=20)
+    clf.fit(X, y_semi)
+    _assert_same_weights(_state(clf.module_.autoencoder), _state(encoder.module_))
+    head = clf.module_.head
+    assert clf.n_iter_ == clf.n_head_iter_ >= 1
+    # The probe learned: a linear head on the codes.
+    np.testing.assert_allclose(
+        clf.decision_function(X),
+        encoder.transform(X) @ head[0].weight.detach().double().numpy().T
+        + head[0].bias.detach().double().numpy(),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    # Fine-tuning all layers does move the encoder (and the decoder).
+    full = tiny(autoencoder=None, encoder=encoder, fine_tune="all").fit(X, y_semi)
+    moved = _state(full.module_.autoencoder)
+    assert any(not torch.equal(moved[k], v) for k, v in _state(encoder.module_).items())
+
+
+def test_transfer_starts_from_the_encoders_scaling(digits, encoder):
+    X, _, y_semi = digits
+    _, y, _ = digits
+    clf = tiny(autoencoder=None, encoder=encoder).fit(X[150:], y[150:])
+    np.testing.assert_array_equal(clf.offset_, encoder.offset_)
+    np.testing.assert_array_equal(clf.scale_, encoder.scale_)
+    assert clf.n_pretraining_iter_ == 0
+
+
+def test_clone_keeps_the_fitted_encoder(digits, encoder):
+    X, y, _ = digits
+    clf = tiny(autoencoder=None, encoder=encoder)
+    assert clone(clf).encoder is encoder
+    assert clone(tiny()).autoencoder is not tiny().autoencoder
+    scores = cross_val_score(clf, X, y, cv=2)
+    assert scores.shape == (2,)
+    assert encoder.module_ is not None
+
+
+# -------------------------------------------------------- any autoencoder
+@pytest.mark.parametrize(
+    "autoencoder",
+    [
+        tiny_ae(AutoencoderTransformer),
+        tiny_ae(pretraining="layerwise"),
+        tiny_ae(SparseAE, sparsity="topk", n_components=12),
+        tiny_ae(ContractiveAE),
+        tiny_ae(VAE),
+    ],
+    ids=lambda ae: (
+        type(ae).__name__ + ("-layerwise" if ae.get_params().get("pretraining") else "")
+    ),
+)
+def test_any_skae_autoencoder_pretrains(digits, autoencoder):
+    X, y, y_semi = digits
+    clf = tiny(autoencoder=autoencoder).fit(X, y_semi)
+    assert clf.architecture_["autoencoder_class"] == type(autoencoder).__name__
+    assert clf.predict_proba(X).shape == (len(X), 10)
+    assert autoencoder.__dict__.keys() == clone(autoencoder).__dict__.keys()  # unfitted
+
+
+def test_same_seed_same_model_and_global_rngs_untouched(digits):
+    X, _, y_semi = digits
+    torch.manual_seed(123)
+    np.random.seed(123)
+    expected = torch.rand(1), np.random.rand()
+    torch.manual_seed(123)
+    np.random.seed(123)
+    a = tiny().fit(X, y_semi).predict_proba(X)
+    assert (torch.rand(1), np.random.rand()) == expected
+    np.testing.assert_array_equal(tiny().fit(X, y_semi).predict_proba(X), a)
+    assert not np.array_equal(tiny(random_state=1).fit(X, y_semi).predict_proba(X), a)
+
+
+def test_early_stopping_holds_out_labeled_rows(digits):
+    X, _, y_semi = digits
+    clf = tiny(early_stopping=True, validation_fraction=0.2).fit(X, y_semi)
+    assert len(clf.validation_loss_curve_) == clf.n_iter_
+    with pytest.warns(UserWarning, match="too few"):
+        tiny(early_stopping=True).fit(X, np.where(np.arange(300) < 4, y_semi, -1))
+
+
+def test_reconstruction_weight_and_noise_change_the_fit(digits):
+    X, _, y_semi = digits
+    base = tiny().fit(X, y_semi).predict_proba(X)
+    for params in ({"reconstruction_weight": 0.0}, {"fine_tune_noise": False}):
+        assert not np.allclose(tiny(**params).fit(X, y_semi).predict_proba(X), base)
+
+
+# -------------------------------------------------------------- regressor
+def test_regressor_learns_with_nan_as_unlabeled():
+    rng = np.random.RandomState(0)
+    X = rng.rand(400, 8)
+    y = 100 + 50 * (X @ rng.rand(8))
+    y_semi = np.where(np.arange(400) < 150, y, np.nan)
+    reg = tiny(AutoencoderRegressor, max_iter=100, learning_rate=1e-2).fit(X, y_semi)
+    assert reg.score(X[150:], y[150:]) > 0.8
+    assert abs(reg.y_mean_ - y[:150].mean()) < 1e-9
+    assert reg.predict(X).shape == (400,)
+
+
+# ------------------------------------------------------------ persistence
+def _fitted_models(digits, encoder):
+    X, y, y_semi = digits
+    names = np.array(["a", "b", "c"])[y % 3]
+    y_reg = np.where(np.arange(300) < 100, y.astype(float), np.nan)
+    return [
+        tiny().fit(X, y_semi),
+        tiny(autoencoder=None, max_iter=2).fit(X, names),
+        tiny(autoencoder=tiny_ae(SparseAE, sparsity="topk", n_components=12)).fit(
+            X, y_semi
+        ),
+        tiny(autoencoder=None, encoder=encoder, head_layer_sizes=(4,)).fit(X, y_semi),
+        tiny(AutoencoderRegressor).fit(X, y_reg),
+    ]
+
+
+def test_save_load_and_pickle_are_bit_identical(digits, encoder, tmp_path):
+    X, _, _ = digits
+    for model in _fitted_models(digits, encoder):
+        path = tmp_path / "model.skae"
+        skae.save(model, path)
+        loaded = skae.load(path)
+        assert type(loaded) is type(model)
+        joblib.dump(model, tmp_path / "model.joblib")
+        copies = [
+            loaded,
+            pickle.loads(pickle.dumps(model)),
+            copy.deepcopy(model),
+            joblib.load(tmp_path / "model.joblib"),
+        ]
+        for copied in copies:
+            np.testing.assert_array_equal(copied.predict(X), model.predict(X))
+            if hasattr(model, "predict_proba"):
+                np.testing.assert_array_equal(
+                    copied.predict_proba(X), model.predict_proba(X)
+                )
+        params, loaded_params = model.get_params(), loaded.get_params()
+        for name in ("autoencoder", "encoder"):
+            # Nested autoencoders come back with their parameters, unfitted.
+            a, b = params.pop(name), loaded_params.pop(name)
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert b.get_params() == a.get_params()
+                assert not hasattr(b, "module_")
+        assert params == loaded_params
+
+
+def _edit(path, edit):
+    import json
+
+    payload = torch.load(path, weights_only=True)
+    header = json.loads(payload["header"])
+    edit(header)
+    payload["header"] = json.dumps(header)
+    payload["sha256"] = skae._persistence._digest(payload)
+    torch.save(payload, path)
+
+
+def _arch(header):
+    return header["attributes"]["architecture_"]["__dict__"]
+
+
+CRAFTED = {
+    "another autoencoder class": (
+        lambda h: _arch(h).update({"autoencoder_class": "DictionaryLearner"}),
+        "not one of skae's autoencoders",
+    ),
+    "outputs unlike classes_": (
+        lambda h: _arch(h).update({"n_outputs": 3}),
+        "outputs, expected 10",
+    ),
+    "unsorted classes_": (
+        lambda h: h["attributes"].update(
+            {"classes_": {"__object_array__": [2, 1, 0, 3, 4, 5, 6, 7, 8, 9]}}
+        ),
+        "sorted, distinct labels",
+    ),
+    "a nested parameter of another kind": (
+        lambda h: h["params"].update(
+            {"autoencoder": {"__estimator__": {"class": "os.system", "params": {}}}}
+        ),
+        "not an skae autoencoder",
+    ),
+    "a head of other sizes": (
+        lambda h: _arch(h).update({"head_layer_sizes": {"__tuple__": [7]}}),
+        "weights do not fit",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit, match", CRAFTED.values(), ids=CRAFTED.keys())
+def test_crafted_files_fail_clearly(digits, tmp_path, edit, match, monkeypatch):
+    X, _, y_semi = digits
+    path = tmp_path / "model.skae"
+    skae.save(tiny().fit(X, y_semi), path)
+    _edit(path, edit)
+
+    def refuse(self, states, device):
+        raise AssertionError("a module was built before the file was validated")
+
+    monkeypatch.setattr(
+        _classifier._BaseSupervisedAutoencoder, "_restore_modules", refuse
+    )
+    with pytest.raises(ValueError, match=match):
+        skae.load(path)
