@@ -16,6 +16,7 @@ from skae._mlp import (
 )
 from skae._objectives import ReconstructionObjective
 from skae._pretraining import iter_rows
+from skae._sae_training import SAEObjective
 from skae._sparsity import SPARSITY_KINDS
 from skae.nn import MLPAutoencoder, linear_layers
 
@@ -125,6 +126,49 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
       :math:`h = \mathrm{TopK}_k(W x + b)`, and the plain reconstruction loss
       is minimized. Every code has exactly :math:`k` non-zeros.
 
+    Two more kinds train the one-layer network used to find interpretable
+    features in the activations of large networks,
+
+    .. math::
+
+        h = W_\text{enc}(x - b_\text{pre}) + b_\text{enc}, \qquad
+        z = \sigma(h), \qquad \hat x = W_\text{dec}\, z + b_\text{pre},
+
+    with unit-norm columns of :math:`W_\text{dec}` (normalized in the
+    forward pass, so each latent is a direction of the input space),
+    :math:`W_\text{enc}` started as :math:`W_\text{dec}^\top`,
+    :math:`b_\text{pre}` started at the geometric median of the (scaled)
+    training rows, the squared error ``loss="mse"`` (chosen by ``"auto"``,
+    also for data in [0, 1]) and no hidden layers:
+
+    - ``"batchtopk"`` (Bussmann et al., 2024): while training, the
+      :math:`k B` largest entries of :math:`\mathrm{ReLU}(h)` over a batch of
+      :math:`B` rows are kept (``k`` active latents per row on average, more
+      on rows that need them); at inference :math:`z = \mathrm{ReLU}(h)
+      \odot [h > \theta]`, with :math:`\theta` the running mean of the
+      smallest activation kept in each training batch, so ``transform`` of a
+      row does not depend on the other rows;
+    - ``"jumprelu"`` (Rajamanoharan et al., 2024): :math:`z_j = h_j\,
+      H(h_j - \theta_j)` with a learned threshold per latent and the loss
+      :math:`\ell + \lambda \lVert z \rVert_0` (:math:`\lambda` is
+      ``sparsity_weight``). The step function has no useful derivative, so
+      :math:`\theta` learns through the straight-through estimators
+      :math:`\partial z_j / \partial \theta_j = -\frac{\theta_j}{\varepsilon}
+      K\big(\frac{h_j - \theta_j}{\varepsilon}\big)` and
+      :math:`\partial H / \partial \theta_j = -\frac1\varepsilon
+      K\big(\frac{h_j - \theta_j}{\varepsilon}\big)`, with the rectangle
+      kernel :math:`K(u) = [|u| < \tfrac12]` of width :math:`\varepsilon`
+      (``bandwidth``).
+
+    Both add the AuxK loss of Gao et al. (2024) against dead latents: with
+    :math:`D` the latents that fired on none of the last ``dead_window``
+    training rows and :math:`e = x - \hat x` the residual,
+    :math:`\alpha_\text{aux} \lVert e - W_\text{dec}\,
+    \mathrm{TopK}_{k_\text{aux}}(h|_D) \rVert^2` (its ReLU differentiated
+    as the identity) gives dead latents a gradient toward what the live ones
+    miss. :func:`skae.metrics.sparse_code_metrics` reports the L0, variance
+    explained, dead fraction and shrinkage of any kind.
+
     :math:`\ell` is the per-feature mean squared error or binary
     cross-entropy, and an L2 penalty :math:`\frac{\alpha}{2}\sum_W \lVert W
     \rVert_F^2` on the weights is added as in
@@ -142,22 +186,39 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     ----------
     n_components : int, default=128
         Number of code units; larger than ``n_features`` is the normal use.
-    sparsity : {"kl", "l1", "topk"}, default="kl"
+    sparsity : {"kl", "l1", "topk", "batchtopk", "jumprelu"}, default="kl"
         How sparsity is imposed (see above).
     sparsity_target : float, default=0.05
         Target mean activation :math:`\rho` of each unit for ``"kl"``; must
         lie in (0, 1); 0.01 to 0.1 is usual. :math:`\hat\rho_j` is the mean
         over one mini-batch, so ``batch_size`` should hold many samples.
     sparsity_weight : float, default=None
-        Penalty weight :math:`\beta`: 0.1 for ``"kl"`` and 0.02 for ``"l1"``
-        when None; not used by ``"topk"``.
+        Penalty weight :math:`\beta`: 0.1 for ``"kl"``, 0.02 for ``"l1"``
+        and :math:`\lambda = 10^{-3}` for ``"jumprelu"`` when None; not used
+        by ``"topk"`` and ``"batchtopk"``.
     k : int, default=None
-        Number of units kept per sample for ``"topk"``;
+        Number of units kept per sample for ``"topk"`` (the mean number per
+        row for ``"batchtopk"``);
         ``max(1, n_components // 10)`` when None. Must not exceed
         ``n_components``.
     resample_dead : bool, default=True
         Re-initialize units that fired on no sample during an epoch
         (``"l1"`` and ``"topk"`` only).
+    aux_k : int, default=None
+        Number :math:`k_\text{aux}` of dead latents whose best activations
+        reconstruct the residual in the AuxK loss (``"batchtopk"`` and
+        ``"jumprelu"``); ``min(512, n_components // 2)`` (at least 1) when
+        None. Must not exceed ``n_components``.
+    aux_weight : float, default=1/32
+        Weight :math:`\alpha_\text{aux}` of the AuxK loss (``"batchtopk"``
+        and ``"jumprelu"``); 0 disables it.
+    dead_window : int, default=10000
+        A latent that has fired on none of the last ``dead_window`` training
+        rows counts as dead for the AuxK loss (``"batchtopk"`` and
+        ``"jumprelu"``); the count carries over ``partial_fit`` calls.
+    bandwidth : float, default=0.001
+        Width :math:`\varepsilon` of the rectangle kernel of JumpReLU's
+        straight-through threshold gradient (``"jumprelu"``).
     pretraining : {"layerwise"} or None, default=None
         ``"layerwise"``: greedy layer-wise pretraining of the stacked
         autoencoder (each encoder layer and its mirrored decoder layer trained
@@ -224,7 +285,11 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     Attributes
     ----------
     module_ : torch.nn.Module
-        The fitted autoencoder.
+        The fitted autoencoder. For ``"batchtopk"`` and ``"jumprelu"`` the
+        inference threshold(s) are ``module_.encoder.activation.threshold``,
+        the unit-norm dictionary ``module_.decoder.directions()`` (shape
+        (n_features, n_components), in the scaled space) and the rows since
+        each latent last fired ``module_.encoder.rows_since_fired``.
     dead_units_ : ndarray of shape (n_components_,), dtype=bool
         Code units that fire on no training sample after the last ``fit`` or
         ``partial_fit`` call; the next ``partial_fit`` resamples them when
@@ -234,7 +299,8 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         (a unit fires when its activation is non-zero; above 0.5 for the
         sigmoid units of ``"kl"``).
     k_ : int or None
-        Number of units kept per sample (``"topk"`` only).
+        Number of units kept per sample (``"topk"``; the mean per row for
+        ``"batchtopk"``).
     loss_ : str
         Loss actually used (``"mse"`` or ``"bce"``).
     scaling_ : str
@@ -275,6 +341,11 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     area V2", NIPS 2007 (the KL target-activation penalty).
     A. Makhzani and B. Frey, "k-Sparse Autoencoders", ICLR 2014.
     T. Bricken et al., "Towards Monosemanticity", Anthropic, 2023.
+    L. Gao et al., "Scaling and evaluating sparse autoencoders", 2024
+    (TopK, AuxK, tied initialization).
+    B. Bussmann, P. Leask and N. Nanda, "BatchTopK Sparse Autoencoders", 2024.
+    S. Rajamanoharan et al., "Jumping Ahead: Improving Reconstruction
+    Fidelity with JumpReLU Sparse Autoencoders", 2024.
 
     Examples
     --------
@@ -300,6 +371,10 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         "sparsity_weight": [Interval(Real, 0, None, closed="left"), None],
         "k": [Interval(Integral, 1, None, closed="left"), None],
         "resample_dead": ["boolean"],
+        "aux_k": [Interval(Integral, 1, None, closed="left"), None],
+        "aux_weight": [Interval(Real, 0, None, closed="left")],
+        "dead_window": [Interval(Integral, 1, None, closed="left")],
+        "bandwidth": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -311,6 +386,10 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         sparsity_weight=None,
         k=None,
         resample_dead=True,
+        aux_k=None,
+        aux_weight=1 / 32,
+        dead_window=10000,
+        bandwidth=0.001,
         pretraining=None,
         hidden_layer_sizes=(),
         activation="relu",
@@ -337,6 +416,10 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         self.sparsity_weight = sparsity_weight
         self.k = k
         self.resample_dead = resample_dead
+        self.aux_k = aux_k
+        self.aux_weight = aux_weight
+        self.dead_window = dead_window
+        self.bandwidth = bandwidth
         self.pretraining = pretraining
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -361,7 +444,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     def _validate_model_params(self, n_features):
         super()._validate_model_params(n_features)
         if (
-            self.sparsity == "topk"
+            self.sparsity in ("topk", "batchtopk")
             and self.k is not None
             and self.k > self.n_components
         ):
@@ -369,12 +452,51 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
                 f"k={self.k} must not exceed n_components={self.n_components}: "
                 "top-k sparsity keeps k of the n_components code units."
             )
+        if SPARSITY_KINDS[self.sparsity].own_network:
+            self._validate_dictionary_params()
+
+    def _validate_dictionary_params(self):
+        """The one-layer network of "batchtopk"/"jumprelu" has no hidden layers,
+        and its linear decoder reconstructs with the squared error."""
+        name = f"sparsity={self.sparsity!r}"
+        if len(self.hidden_layer_sizes) or self.pretraining is not None:
+            raise ValueError(
+                f"{name} trains the one-layer sparse autoencoder of the "
+                "interpretability literature: use hidden_layer_sizes=() and "
+                f"pretraining=None, not hidden_layer_sizes={self.hidden_layer_sizes!r}"
+                f" and pretraining={self.pretraining!r}."
+            )
+        if self.loss == "bce":
+            raise ValueError(
+                f"{name} reconstructs with a linear decoder and the squared error: "
+                "use loss='mse' or 'auto', not loss='bce'."
+            )
+        if self.aux_k is not None and self.aux_k > self.n_components:
+            raise ValueError(
+                f"aux_k={self.aux_k} must not exceed n_components="
+                f"{self.n_components}: AuxK uses aux_k of the dead latents."
+            )
+
+    def _resolve_loss_and_scaling(self, stats):
+        loss, scaling, in_unit = super()._resolve_loss_and_scaling(stats)
+        if SPARSITY_KINDS[self.sparsity].own_network and loss == "bce":
+            # loss="auto" on data in [0, 1]: these kinds always use the MSE.
+            loss = "mse"
+            scaling = "global" if self.scaling == "auto" else self.scaling
+        return loss, scaling, in_unit
 
     def _code_activation(self):
         return SPARSITY_KINDS[self.sparsity].code_activation
 
     def _architecture(self, n_features):
         kind = SPARSITY_KINDS[self.sparsity]
+        if kind.own_network:
+            return {
+                "n_features": int(n_features),
+                "n_components": int(self.n_components),
+                "sparsity": self.sparsity,
+                **kind.network_architecture(int(self.n_components), self.get_params()),
+            }
         return {
             **super()._architecture(n_features),
             "sparsity": self.sparsity,
@@ -382,13 +504,20 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         }
 
     def _build_module(self, architecture):
+        kind = SPARSITY_KINDS[architecture["sparsity"]]
+        if kind.own_network:
+            return kind.build_module(architecture)
         mlp = {k: v for k, v in architecture.items() if k not in ("sparsity", "k")}
         module = MLPAutoencoder(**mlp)
-        self._kind().extend_module(module, architecture)
+        kind.extend_module(module, architecture)
         return module
 
     def _initialize_module(self, module, rows):
-        self._kind().initialize(module, self.sparsity_target)
+        kind = self._kind()
+        if kind.own_network:
+            kind.initialize_from_rows(module, rows)
+        else:
+            kind.initialize(module, self.sparsity_target)
 
     def _kind(self):
         """The fitted sparsity kind (a parameter change needs a refit)."""
@@ -399,6 +528,15 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         weight = self.sparsity_weight
         if weight is None:
             weight = kind.default_weight
+        if kind.own_network:
+            architecture = self.architecture_
+            return SAEObjective(
+                kind,
+                weight,
+                architecture["aux_k"],
+                self.aux_weight,
+                architecture["dead_window"],
+            )
         return SparsityObjective(self.loss_, kind, weight, self.sparsity_target)
 
     def _extra_callbacks(self):

@@ -14,7 +14,9 @@ import math
 import torch
 
 from skae._penalties import TopK, kl_sparsity_penalty, l1_penalty
+from skae._sae_training import geometric_median, sample_rows
 from skae.nn import linear_layers
+from skae.nn._sae import BatchTopK, JumpReLU, SAEModule
 
 
 class SparsityKind:
@@ -28,6 +30,9 @@ class SparsityKind:
     firing_threshold = None
     #: Whether units that never fire are re-initialized (``resample_dead``).
     resamples_dead = False
+    #: Whether the kind has its own network (:class:`DictionaryKind`) instead
+    #: of the MLP of ``hidden_layer_sizes``.
+    own_network = False
 
     def architecture(self, n_components, k):
         """Entries this kind adds to the fitted architecture."""
@@ -99,5 +104,91 @@ class TopKSparsity(SparsityKind):
         module.encoder.append(TopK(architecture["k"]))
 
 
+class DictionaryKind(SparsityKind):
+    r"""Base of the kinds with the network of the interpretability literature,
+    :class:`skae.nn._sae.SAEModule`: one layer, unit-norm decoder columns
+    (a dictionary of directions), the encoder started as the decoder's
+    transpose, a pre-encoder bias started at the training rows' geometric
+    median, the MSE loss and the AuxK loss of dead latents
+    (:class:`skae._sae_training.SAEObjective`)."""
+
+    own_network = True
+
+    def architecture(self, n_components, k):
+        return {}
+
+    def network_architecture(self, n_components, params):
+        """Entries of the fitted architecture from the estimator's parameters."""
+        aux_k = params["aux_k"]
+        return {
+            "aux_k": max(1, min(512, n_components // 2)) if aux_k is None else int(aux_k),
+            "dead_window": int(params["dead_window"]),
+        }
+
+    def activation(self, architecture):
+        """The activation module of the network of ``architecture``."""
+        raise NotImplementedError
+
+    def build_module(self, architecture):
+        return SAEModule(
+            architecture["n_features"],
+            architecture["n_components"],
+            self.activation(architecture),
+        )
+
+    def initialize_from_rows(self, module, rows):
+        """Start the pre-encoder bias at the geometric median of the rows."""
+        median = geometric_median(sample_rows(rows))
+        with torch.no_grad():
+            module.encoder.pre_bias.copy_(median.to(module.encoder.pre_bias))
+
+    def code_penalty(self, activation, pre_activations, weight):
+        """The penalty of a batch, from the pre-activations, or None."""
+        return None
+
+
+class BatchTopKSparsity(DictionaryKind):
+    """The ``k * batch`` largest activations of a training batch kept, a
+    threshold at inference (Bussmann et al., 2024)."""
+
+    def network_architecture(self, n_components, params):
+        k = params["k"]
+        return {
+            "k": max(1, n_components // 10) if k is None else int(k),
+            **super().network_architecture(n_components, params),
+        }
+
+    def activation(self, architecture):
+        return BatchTopK(architecture["k"])
+
+
+class JumpReLUSparsity(DictionaryKind):
+    r"""Learned per-latent thresholds and the penalty
+    :math:`\lambda \lVert z \rVert_0` through the straight-through estimator
+    (Rajamanoharan et al., 2024)."""
+
+    default_weight = 1e-3
+
+    def network_architecture(self, n_components, params):
+        return {
+            "bandwidth": float(params["bandwidth"]),
+            **super().network_architecture(n_components, params),
+        }
+
+    def activation(self, architecture):
+        return JumpReLU(architecture["n_components"], architecture["bandwidth"])
+
+    def code_penalty(self, activation, pre_activations, weight):
+        if weight > 0:
+            return weight * activation.l0(pre_activations).mean()
+        return None
+
+
 #: The ``sparsity`` parameter's values and their kinds.
-SPARSITY_KINDS = {"kl": KLSparsity(), "l1": L1Sparsity(), "topk": TopKSparsity()}
+SPARSITY_KINDS = {
+    "kl": KLSparsity(),
+    "l1": L1Sparsity(),
+    "topk": TopKSparsity(),
+    "batchtopk": BatchTopKSparsity(),
+    "jumprelu": JumpReLUSparsity(),
+}

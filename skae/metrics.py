@@ -23,13 +23,35 @@ What "reconstruction" means for each kind of model:
   the last, reconstruct with the last step (either of the above), then map back
   through the earlier steps' ``inverse_transform`` in reverse order, so the
   error is again in the units of ``X``.
+
+The numbers sparse-autoencoder papers report about a sparse code
+(:func:`l0_norm`, :func:`fraction_variance_explained`, :func:`dead_fraction`,
+:func:`shrinkage`, and all four at once by :func:`sparse_code_metrics`) are
+here too.
 """
 
 import numpy as np
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["neg_reconstruction_error", "reconstruct", "reconstruction_error"]
+from skae._sae_metrics import (
+    dead_fraction,
+    fraction_variance_explained,
+    l0_norm,
+    shrinkage,
+    sparse_code_metrics,
+)
+
+__all__ = [
+    "dead_fraction",
+    "fraction_variance_explained",
+    "l0_norm",
+    "neg_reconstruction_error",
+    "reconstruct",
+    "reconstruction_error",
+    "shrinkage",
+    "sparse_code_metrics",
+]
 
 
 def _name(estimator):

@@ -69,6 +69,9 @@ CHECK_INSTANCES = {
             pretraining="layerwise",
             max_iter=5,
         ),
+        # The dictionary-style kinds (their own one-layer network).
+        SparseAE(n_components=16, sparsity="batchtopk", max_iter=5),
+        SparseAE(n_components=16, sparsity="jumprelu", max_iter=5),
     ],
     DenoisingAE: [
         DenoisingAE(
