@@ -167,7 +167,7 @@ class JumpReLUSparsity(DictionaryKind):
     :math:`\lambda \lVert z \rVert_0` through the straight-through estimator
     (Rajamanoharan et al., 2024)."""
 
-    default_weight = 1e-3
+    default_weight = 0.03
 
     def network_architecture(self, n_components, params):
         return {
