@@ -30,7 +30,7 @@ alternating lasso) and scikit-learn's ``MiniBatchDictionaryLearning`` with
 OMP codes of exactly L0 non-zeros. Means and standard deviations over the
 seeds.
 
-Run: ``python benchmarks/bench_sae.py`` (3 seeds, ~10 minutes on 2 cores) or
+Run: ``python benchmarks/bench_sae.py --plot benchmarks/sae.png`` (3 seeds, ~10 minutes on 2 cores) or
 ``--quick`` (1 seed, 10 epochs, ~1.5 minutes).
 """
 
@@ -159,8 +159,42 @@ def run(args):
         for key in per_seed[0]:
             values = np.array([r[key] for r in per_seed])
             row[key] = f"{values.mean():.4f} ± {values.std():.4f}"
+            row["_" + key] = values
         rows.append(row)
     return rows
+
+
+def plot(rows, path):
+    """Variance explained against L0, and the dictionary's similarity to the
+    true features, one mark per method (mean and spread over the seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, row in enumerate(rows):
+        l0, fve = row["_l0"], row["_fve"]
+        left.errorbar(
+            l0.mean(), fve.mean(), xerr=l0.std(), yerr=fve.std(), fmt="o",
+            label=row["method"], color=f"C{i}",
+        )
+    left.set_xscale("log")
+    left.axvline(4, color="grey", lw=0.8, ls=":")
+    left.set_xlabel("L0 (active latents per row, held-out)")
+    left.set_ylabel("fraction of variance explained")
+    left.legend(fontsize=7)
+    names = [row["method"] for row in rows]
+    means = [row["_mmcs"].mean() for row in rows]
+    spread = [row["_mmcs"].std() for row in rows]
+    right.barh(names, means, xerr=spread, color=[f"C{i}" for i in range(len(rows))])
+    right.axvline(0.99, color="grey", lw=0.8, ls=":")
+    right.set_xlim(0, 1)
+    right.set_xlabel("mean max |cosine| of learned columns to true features")
+    right.tick_params(axis="y", labelsize=7)
+    right.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main():
@@ -176,6 +210,7 @@ def main():
     parser.add_argument("--dl-epochs", type=int, default=2)
     parser.add_argument("--dl-alpha", type=float, default=0.2)
     parser.add_argument("--only", nargs="*", help="substrings of method names")
+    parser.add_argument("--plot", help="save the figure to this path")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.epochs, args.dl_epochs = args.seeds[:1], 10, 1
@@ -190,6 +225,8 @@ def main():
         rows,
         ["method", "mmcs", "recovered", "l0", "fve", "dead", "shrinkage", "fit_s"],
     )
+    if args.plot:
+        plot(rows, args.plot)
 
 
 if __name__ == "__main__":
