@@ -30,8 +30,8 @@ alternating lasso) and scikit-learn's ``MiniBatchDictionaryLearning`` with
 OMP codes of exactly L0 non-zeros. Means and standard deviations over the
 seeds.
 
-Run: ``python benchmarks/bench_sae.py --plot benchmarks/sae.png`` (3 seeds, ~10 minutes on 2 cores) or
-``--quick`` (1 seed, 10 epochs, ~1.5 minutes).
+Run: ``python benchmarks/bench_sae.py --plot benchmarks/sae.png`` (3 seeds,
+~10 minutes on 2 cores) or ``--quick`` (1 seed, 10 epochs, ~1.5 minutes).
 """
 
 import argparse
@@ -132,7 +132,9 @@ def run(args):
         per_seed = []
         for seed in args.seeds:
             rng = np.random.default_rng(seed)
-            X, truth = superposition(args.n_rows, args.n_features, args.n_true, args.l0, rng)
+            X, truth = superposition(
+                args.n_rows, args.n_features, args.n_true, args.l0, rng
+            )
             X_test, _ = superposition(
                 args.n_test, args.n_features, args.n_true, args.l0, rng, truth
             )
@@ -153,8 +155,13 @@ def run(args):
                     "fit_s": seconds,
                 }
             )
-            print(name, seed, {k: round(float(v), 4) for k, v in per_seed[-1].items()},
-                  file=sys.stderr, flush=True)
+            print(
+                name,
+                seed,
+                {k: round(float(v), 4) for k, v in per_seed[-1].items()},
+                file=sys.stderr,
+                flush=True,
+            )
         row = {"method": name}
         for key in per_seed[0]:
             values = np.array([r[key] for r in per_seed])
@@ -176,8 +183,13 @@ def plot(rows, path):
     for i, row in enumerate(rows):
         l0, fve = row["_l0"], row["_fve"]
         left.errorbar(
-            l0.mean(), fve.mean(), xerr=l0.std(), yerr=fve.std(), fmt="o",
-            label=row["method"], color=f"C{i}",
+            l0.mean(),
+            fve.mean(),
+            xerr=l0.std(),
+            yerr=fve.std(),
+            fmt="o",
+            label=row["method"],
+            color=f"C{i}",
         )
     left.set_xscale("log")
     left.axvline(4, color="grey", lw=0.8, ls=":")

@@ -1,5 +1,6 @@
 r"""Training pieces of the dictionary-style sparse autoencoders
-(``SparseAE(sparsity="batchtopk" | "jumprelu")``, network :class:`skae.nn._sae.SAEModule`).
+(``SparseAE(sparsity="batchtopk" | "jumprelu")``, whose network is
+:class:`skae.nn._sae.SAEModule`).
 
 - :func:`geometric_median`: the starting pre-encoder bias (Bricken et al., 2023);
 - :class:`SAEObjective`: mean squared error, the kind's penalty on the

@@ -121,7 +121,9 @@ class DictionaryKind(SparsityKind):
         """Entries of the fitted architecture from the estimator's parameters."""
         aux_k = params["aux_k"]
         return {
-            "aux_k": max(1, min(512, n_components // 2)) if aux_k is None else int(aux_k),
+            "aux_k": max(1, min(512, n_components // 2))
+            if aux_k is None
+            else int(aux_k),
             "dead_window": int(params["dead_window"]),
         }
 

@@ -161,7 +161,9 @@ def test_geometric_median_hand_computed():
     # Points on a line: the geometric median is the ordinary median, (2, 0),
     # far from the mean (23, 0) that the outliers drag away.
     x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [10.0, 0.0], [100.0, 0.0]])
-    np.testing.assert_allclose(geometric_median(x, n_iter=500).numpy(), [2, 0], atol=1e-3)
+    np.testing.assert_allclose(
+        geometric_median(x, n_iter=500).numpy(), [2, 0], atol=1e-3
+    )
 
 
 def test_aux_loss_hand_computed():
@@ -204,7 +206,10 @@ def test_auxk_revives_dead_latents():
 def test_dead_latent_counter_counts_training_rows():
     X, _ = superposition_data(n=100)
     sae = fit_quietly(
-        SparseAE(16, sparsity="batchtopk", k=1, max_iter=1, batch_size=100, random_state=0), X
+        SparseAE(
+            16, sparsity="batchtopk", k=1, max_iter=1, batch_size=100, random_state=0
+        ),
+        X,
     )
     counts = sae.module_.encoder.rows_since_fired.numpy()
     fired = sae.transform(X) != 0
@@ -219,7 +224,9 @@ def test_dead_latent_counter_counts_training_rows():
 @pytest.mark.parametrize("kind", KINDS)
 def test_partial_fit_streams_and_persists(kind, tmp_path):
     X, _ = superposition_data(n=400)
-    sae = SparseAE(16, sparsity=kind, k=2 if kind == "batchtopk" else None, random_state=0)
+    sae = SparseAE(
+        16, sparsity=kind, k=2 if kind == "batchtopk" else None, random_state=0
+    )
     for start in range(0, 400, 100):
         sae.partial_fit(X[start : start + 100])
     assert sae.n_iter_ == 4
@@ -281,7 +288,9 @@ def test_metrics_hand_computed():
 
 def test_sparse_code_metrics_of_a_fitted_model():
     X, _ = superposition_data(n=300)
-    sae = fit_quietly(SparseAE(16, sparsity="batchtopk", k=2, max_iter=3, random_state=0), X)
+    sae = fit_quietly(
+        SparseAE(16, sparsity="batchtopk", k=2, max_iter=3, random_state=0), X
+    )
     metrics = sparse_code_metrics(sae, X)
     Z = sae.transform(X)
     assert metrics["l0"] == pytest.approx(np.count_nonzero(Z) / len(X))

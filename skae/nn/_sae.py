@@ -160,7 +160,9 @@ class BatchTopK(nn.Module):
             if positive.numel():
                 count = int(self.n_batches) + 1
                 rate = 1.0 / min(count, self._THRESHOLD_WINDOW)
-                self.threshold += rate * (positive.min().to(self.threshold) - self.threshold)
+                self.threshold += rate * (
+                    positive.min().to(self.threshold) - self.threshold
+                )
                 self.n_batches += 1
         return torch.where(mask, flat, flat.new_zeros(())).view_as(z)
 
@@ -197,7 +199,9 @@ class JumpReLU(nn.Module):
     def __init__(self, n_latents, bandwidth, initial_threshold=1e-3):
         super().__init__()
         self.bandwidth = bandwidth
-        self.threshold = nn.Parameter(torch.full((n_latents,), float(initial_threshold)))
+        self.threshold = nn.Parameter(
+            torch.full((n_latents,), float(initial_threshold))
+        )
 
     def _theta(self, h):
         return self.threshold.clamp_min(_MIN_THRESHOLD).to(h.dtype)
