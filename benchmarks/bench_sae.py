@@ -23,9 +23,9 @@ input), and is reported on the held-out rows:
 
 Methods: each ``SparseAE`` kind at its defaults except the sizes, 30 epochs of
 batches of 256 rows at learning rate 3e-3 (``batchtopk`` with and without
-AuxK at k = true L0, ``jumprelu`` at its default weight, ``topk`` at k = true
-L0, ``l1`` at two weights that bracket the true L0: its L0 jumps from ~50 to
-below 2 between them), ``DictionaryLearner(code="sparse")`` (online,
+AuxK at k = true L0, ``matryoshka`` at k = true L0, ``jumprelu`` at its
+default weight, ``topk`` at k = true L0, ``l1`` at two weights that bracket
+the true L0: its L0 jumps from ~50 to below 2 between them), ``DictionaryLearner(code="sparse")`` (online,
 alternating lasso) and scikit-learn's ``MiniBatchDictionaryLearning`` with
 OMP codes of exactly L0 non-zeros. Means and standard deviations over the
 seeds.
@@ -88,6 +88,9 @@ def methods(args):
         ),
         "SparseAE batchtopk, no AuxK": lambda s: SparseAE(
             sparsity="batchtopk", k=k, aux_weight=0.0, random_state=s, **sae
+        ),
+        "SparseAE matryoshka + AuxK": lambda s: SparseAE(
+            sparsity="matryoshka", k=k, random_state=s, **sae
         ),
         "SparseAE jumprelu + AuxK": lambda s: SparseAE(
             sparsity="jumprelu", random_state=s, **sae

@@ -92,10 +92,17 @@ class SAEObjective(ReconstructionObjective):
         :math:`\alpha_\text{aux}`.
     dead_window : int
         Rows without firing after which a latent counts as dead.
+    prefixes : sequence of int or None, default=None
+        Matryoshka prefix sizes :math:`m_1 < \dots < m_L = n`: the
+        reconstruction term is then the mean over :math:`l` of the squared
+        error of :math:`\hat x^{(l)} = W_\text{dec}[:, :m_l]\, z_{:m_l} +
+        b_\text{pre}`, the reconstruction by the first :math:`m_l` latents
+        only (Bussmann et al., 2025), and AuxK uses the full one's residual.
     """
 
-    def __init__(self, kind, weight, aux_k, aux_weight, dead_window):
+    def __init__(self, kind, weight, aux_k, aux_weight, dead_window, prefixes=None):
         super().__init__("mse")
+        self.prefixes = None if prefixes is None else tuple(prefixes)
         self.kind = kind
         self.weight = weight
         self.aux_k = aux_k
@@ -111,8 +118,11 @@ class SAEObjective(ReconstructionObjective):
         encoder = module.encoder
         h = encoder.pre_activations(x)
         z = encoder.activation(h)
-        x_hat = module.decode(z)
-        loss = reconstruction_loss(x_hat, x, "mse").mean()
+        if self.prefixes is None:
+            x_hat = module.decode(z)
+            loss = reconstruction_loss(x_hat, x, "mse").mean()
+        else:
+            loss, x_hat = self._nested_loss(module, z, x)
         penalty = self.kind.code_penalty(encoder.activation, h, self.weight)
         if penalty is not None:
             loss = loss + penalty
@@ -128,6 +138,19 @@ class SAEObjective(ReconstructionObjective):
                 encoder.rows_since_fired += len(x)
                 encoder.rows_since_fired[fired] = 0
         return loss
+
+    def _nested_loss(self, module, z, x):
+        """Mean squared error of the nested prefixes' reconstructions, and
+        the full reconstruction."""
+        directions = module.decoder.directions().to(z.dtype)
+        x_hat = module.encoder.pre_bias.to(z.dtype).expand_as(x)
+        start, losses = 0, []
+        for stop in self.prefixes:
+            # Each group adds its latents' part to the previous prefix's.
+            x_hat = x_hat + z[:, start:stop] @ directions[:, start:stop].T
+            losses.append(reconstruction_loss(x_hat, x, "mse").mean())
+            start = stop
+        return torch.stack(losses).mean(), x_hat
 
     def _aux_loss(self, module, h, dead, residual):
         k = min(self.aux_k, int(dead.sum()))

@@ -126,7 +126,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
       :math:`h = \mathrm{TopK}_k(W x + b)`, and the plain reconstruction loss
       is minimized. Every code has exactly :math:`k` non-zeros.
 
-    Two more kinds train the one-layer network used to find interpretable
+    Three more kinds train the one-layer network used to find interpretable
     features in the activations of large networks,
 
     .. math::
@@ -148,6 +148,11 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
       \odot [h > \theta]`, with :math:`\theta` the running mean of the
       smallest activation kept in each training batch, so ``transform`` of a
       row does not depend on the other rows;
+    - ``"matryoshka"`` (Bussmann et al., 2025): BatchTopK codes, and the
+      reconstruction term is the mean over nested prefixes :math:`m_1 <
+      \dots < m_L = n` of the squared error of :math:`W_\text{dec}[:, :m_l]\,
+      z_{:m_l} + b_\text{pre}`, so that the first latents reconstruct on
+      their own (general features first, refinements after them);
     - ``"jumprelu"`` (Rajamanoharan et al., 2024): :math:`z_j = h_j\,
       H(h_j - \theta_j)` with a learned threshold per latent and the loss
       :math:`\ell + \lambda \lVert z \rVert_0` (:math:`\lambda` is
@@ -186,7 +191,8 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     ----------
     n_components : int, default=128
         Number of code units; larger than ``n_features`` is the normal use.
-    sparsity : {"kl", "l1", "topk", "batchtopk", "jumprelu"}, default="kl"
+    sparsity : {"kl", "l1", "topk", "batchtopk", "matryoshka", "jumprelu"}, \
+            default="kl"
         How sparsity is imposed (see above).
     sparsity_target : float, default=0.05
         Target mean activation :math:`\rho` of each unit for ``"kl"``; must
@@ -197,10 +203,10 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         and :math:`\lambda = 0.03` for ``"jumprelu"`` (the loss is the mean,
         not the sum, over features of the squared error, so this is the
         paper's :math:`\lambda` divided by ``n_features``) when None; not used
-        by ``"topk"`` and ``"batchtopk"``.
+        by ``"topk"``, ``"batchtopk"`` and ``"matryoshka"``.
     k : int, default=None
         Number of units kept per sample for ``"topk"`` (the mean number per
-        row for ``"batchtopk"``);
+        row for ``"batchtopk"`` and ``"matryoshka"``);
         ``max(1, n_components // 10)`` when None. Must not exceed
         ``n_components``.
     resample_dead : bool, default=True
@@ -208,16 +214,17 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         (``"l1"`` and ``"topk"`` only).
     aux_k : int, default=None
         Number :math:`k_\text{aux}` of dead latents whose best activations
-        reconstruct the residual in the AuxK loss (``"batchtopk"`` and
-        ``"jumprelu"``); ``min(512, n_components // 2)`` (at least 1) when
-        None. Must not exceed ``n_components``.
+        reconstruct the residual in the AuxK loss (the dictionary kinds
+        ``"batchtopk"``, ``"matryoshka"`` and ``"jumprelu"``);
+        ``min(512, n_components // 2)`` (at least 1) when None. Must not
+        exceed ``n_components``.
     aux_weight : float, default=1/32
-        Weight :math:`\alpha_\text{aux}` of the AuxK loss (``"batchtopk"``
-        and ``"jumprelu"``); 0 disables it.
+        Weight :math:`\alpha_\text{aux}` of the AuxK loss (the dictionary
+        kinds); 0 disables it.
     dead_window : int, default=10000
         A latent that has fired on none of the last ``dead_window`` training
-        rows counts as dead for the AuxK loss (``"batchtopk"`` and
-        ``"jumprelu"``); the count carries over ``partial_fit`` calls.
+        rows counts as dead for the AuxK loss (the dictionary kinds); the
+        count carries over ``partial_fit`` calls.
     bandwidth : float, default=0.05
         Width :math:`\varepsilon` of the rectangle kernel of JumpReLU's
         straight-through threshold gradient (``"jumprelu"``). Rajamanoharan
@@ -225,6 +232,11 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         thousand rows so narrow a window sees too few pre-activations near
         the thresholds to move them (``benchmarks/bench_sae.py``: L0 8.9
         instead of 5.5, dictionary similarity 0.958 instead of 0.981).
+    matryoshka_levels : int, default=4
+        Number :math:`L` of nested dictionary prefixes of ``"matryoshka"``:
+        the first :math:`\lceil n / 2^{L-l} \rceil` latents, :math:`l = 1..L`
+        (``n_components // 8``, ``// 4``, ``// 2`` and all of them by
+        default).
     pretraining : {"layerwise"} or None, default=None
         ``"layerwise"``: greedy layer-wise pretraining of the stacked
         autoencoder (each encoder layer and its mirrored decoder layer trained
@@ -291,8 +303,8 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     Attributes
     ----------
     module_ : torch.nn.Module
-        The fitted autoencoder. For ``"batchtopk"`` and ``"jumprelu"`` the
-        inference threshold(s) are ``module_.encoder.activation.threshold``,
+        The fitted autoencoder. For the dictionary kinds the inference
+        threshold(s) are ``module_.encoder.activation.threshold``,
         the unit-norm dictionary ``module_.decoder.directions()`` (shape
         (n_features, n_components), in the scaled space) and the rows since
         each latent last fired ``module_.encoder.rows_since_fired``.
@@ -306,7 +318,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         sigmoid units of ``"kl"``).
     k_ : int or None
         Number of units kept per sample (``"topk"``; the mean per row for
-        ``"batchtopk"``).
+        ``"batchtopk"`` and ``"matryoshka"``).
     loss_ : str
         Loss actually used (``"mse"`` or ``"bce"``).
     scaling_ : str
@@ -350,6 +362,8 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     L. Gao et al., "Scaling and evaluating sparse autoencoders", 2024
     (TopK, AuxK, tied initialization).
     B. Bussmann, P. Leask and N. Nanda, "BatchTopK Sparse Autoencoders", 2024.
+    B. Bussmann et al., "Learning Multi-Level Features with Matryoshka
+    Sparse Autoencoders", 2025.
     S. Rajamanoharan et al., "Jumping Ahead: Improving Reconstruction
     Fidelity with JumpReLU Sparse Autoencoders", 2024.
 
@@ -381,6 +395,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         "aux_weight": [Interval(Real, 0, None, closed="left")],
         "dead_window": [Interval(Integral, 1, None, closed="left")],
         "bandwidth": [Interval(Real, 0, None, closed="neither")],
+        "matryoshka_levels": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -396,6 +411,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         aux_weight=1 / 32,
         dead_window=10000,
         bandwidth=0.05,
+        matryoshka_levels=4,
         pretraining=None,
         hidden_layer_sizes=(),
         activation="relu",
@@ -426,6 +442,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         self.aux_weight = aux_weight
         self.dead_window = dead_window
         self.bandwidth = bandwidth
+        self.matryoshka_levels = matryoshka_levels
         self.pretraining = pretraining
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -450,7 +467,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     def _validate_model_params(self, n_features):
         super()._validate_model_params(n_features)
         if (
-            self.sparsity in ("topk", "batchtopk")
+            self.sparsity in ("topk", "batchtopk", "matryoshka")
             and self.k is not None
             and self.k > self.n_components
         ):
@@ -462,7 +479,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
             self._validate_dictionary_params()
 
     def _validate_dictionary_params(self):
-        """The one-layer network of "batchtopk"/"jumprelu" has no hidden layers,
+        """The one-layer network of the dictionary kinds has no hidden layers,
         and its linear decoder reconstructs with the squared error."""
         name = f"sparsity={self.sparsity!r}"
         if len(self.hidden_layer_sizes) or self.pretraining is not None:
@@ -542,6 +559,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
                 architecture["aux_k"],
                 self.aux_weight,
                 architecture["dead_window"],
+                kind.prefixes(architecture),
             )
         return SparsityObjective(self.loss_, kind, weight, self.sparsity_target)
 

@@ -148,6 +148,10 @@ class DictionaryKind(SparsityKind):
         """The penalty of a batch, from the pre-activations, or None."""
         return None
 
+    def prefixes(self, architecture):
+        """Nested prefix sizes of the reconstruction loss, or None (all)."""
+        return None
+
 
 class BatchTopKSparsity(DictionaryKind):
     """The ``k * batch`` largest activations of a training batch kept, a
@@ -162,6 +166,41 @@ class BatchTopKSparsity(DictionaryKind):
 
     def activation(self, architecture):
         return BatchTopK(architecture["k"])
+
+
+def matryoshka_prefixes(n_components, n_levels):
+    """Nested prefix sizes ``ceil(n / 2**(L - l))``, l = 1..L, without repeats.
+
+    Examples
+    --------
+    >>> from skae._sparsity import matryoshka_prefixes
+    >>> matryoshka_prefixes(100, 4)
+    (13, 25, 50, 100)
+    >>> matryoshka_prefixes(2, 4)
+    (1, 2)
+    """
+    sizes = [
+        math.ceil(n_components / 2 ** (n_levels - level))
+        for level in range(1, n_levels + 1)
+    ]
+    return tuple(sorted(set(sizes)))
+
+
+class MatryoshkaSparsity(BatchTopKSparsity):
+    r"""BatchTopK codes trained so that every prefix of the dictionary
+    reconstructs on its own (Matryoshka SAE, Bussmann et al., 2025): the
+    first latents learn general features, later ones refinements."""
+
+    def network_architecture(self, n_components, params):
+        return {
+            "matryoshka_levels": int(params["matryoshka_levels"]),
+            **super().network_architecture(n_components, params),
+        }
+
+    def prefixes(self, architecture):
+        return matryoshka_prefixes(
+            architecture["n_components"], architecture["matryoshka_levels"]
+        )
 
 
 class JumpReLUSparsity(DictionaryKind):
@@ -192,5 +231,6 @@ SPARSITY_KINDS = {
     "l1": L1Sparsity(),
     "topk": TopKSparsity(),
     "batchtopk": BatchTopKSparsity(),
+    "matryoshka": MatryoshkaSparsity(),
     "jumprelu": JumpReLUSparsity(),
 }

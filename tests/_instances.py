@@ -72,6 +72,7 @@ CHECK_INSTANCES = {
         # The dictionary-style kinds (their own one-layer network).
         SparseAE(n_components=16, sparsity="batchtopk", max_iter=5),
         SparseAE(n_components=16, sparsity="jumprelu", max_iter=5),
+        SparseAE(n_components=16, sparsity="matryoshka", max_iter=5),
     ],
     DenoisingAE: [
         DenoisingAE(

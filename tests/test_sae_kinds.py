@@ -22,7 +22,7 @@ from skae.metrics import (
 )
 from skae.nn._sae import BatchTopK, JumpReLU, SAEModule, jumprelu, step
 
-KINDS = ("batchtopk", "jumprelu")
+KINDS = ("batchtopk", "matryoshka", "jumprelu")
 
 
 def superposition_data(n=600, d=8, n_features=16, active=2, seed=0):
@@ -220,13 +220,42 @@ def test_dead_latent_counter_counts_training_rows():
     assert (counts == 0).sum() >= 1
 
 
+# --------------------------------------------------------------- Matryoshka
+def test_matryoshka_nested_loss_hand_computed():
+    module = SAEModule(2, 3, BatchTopK(1))
+    with torch.no_grad():
+        module.decoder.weight.copy_(torch.tensor([[1.0, 0.0, 3.0], [0.0, 2.0, 4.0]]))
+        module.encoder.pre_bias.copy_(torch.tensor([1.0, 0.0]))
+    objective = SAEObjective(SPARSITY_KINDS["matryoshka"], 0.0, 1, 0.0, 10, (1, 3))
+    z = torch.tensor([[2.0, 1.0, 5.0]])
+    x = torch.tensor([[3.0, 1.0]])
+    loss, x_hat = objective._nested_loss(module, z, x)
+    # Unit columns (1, 0), (0, 1), (0.6, 0.8). Prefix 1: b + 2 (1, 0) = (3, 0),
+    # error (0, 1) -> 0.5; prefix 3: (3, 0) + (0, 1) + 5 (0.6, 0.8) = (6, 5),
+    # error (3, 4) -> 12.5. Mean: 6.5.
+    assert loss.item() == pytest.approx(6.5)
+    assert torch.allclose(x_hat, torch.tensor([[6.0, 5.0]]))
+
+
+def test_matryoshka_prefix_reconstructs_on_its_own():
+    X, _ = superposition_data(n=1000, d=16, n_features=32, active=2, seed=2)
+    fve = {}
+    for kind in ("batchtopk", "matryoshka"):
+        sae = fit_quietly(
+            SparseAE(32, sparsity=kind, k=2, max_iter=20, random_state=0), X
+        )
+        Z = sae.transform(X)
+        Z[:, 4:] = 0  # the first prefix: 32 / 2**3 = 4 latents
+        fve[kind] = fraction_variance_explained(X, sae.inverse_transform(Z))
+    assert sae.architecture_["matryoshka_levels"] == 4
+    assert fve["matryoshka"] > 1.4 * fve["batchtopk"], fve
+
+
 # ------------------------------------------------- estimator-level behaviour
 @pytest.mark.parametrize("kind", KINDS)
 def test_partial_fit_streams_and_persists(kind, tmp_path):
     X, _ = superposition_data(n=400)
-    sae = SparseAE(
-        16, sparsity=kind, k=2 if kind == "batchtopk" else None, random_state=0
-    )
+    sae = SparseAE(16, sparsity=kind, random_state=0)
     for start in range(0, 400, 100):
         sae.partial_fit(X[start : start + 100])
     assert sae.n_iter_ == 4
@@ -247,6 +276,7 @@ def test_partial_fit_streams_and_persists(kind, tmp_path):
         ({"sparsity": "batchtopk", "loss": "bce"}, "loss='bce'"),
         ({"sparsity": "batchtopk", "k": 99}, "k=99"),
         ({"sparsity": "jumprelu", "aux_k": 99}, "aux_k=99"),
+        ({"sparsity": "matryoshka", "k": 99}, "k=99"),
     ],
 )
 def test_bad_parameters_rejected(params, message):
@@ -256,7 +286,13 @@ def test_bad_parameters_rejected(params, message):
 
 
 @pytest.mark.parametrize(
-    "name, value", [("bandwidth", 0.0), ("dead_window", 0), ("aux_weight", -1.0)]
+    "name, value",
+    [
+        ("bandwidth", 0.0),
+        ("dead_window", 0),
+        ("aux_weight", -1.0),
+        ("matryoshka_levels", 0),
+    ],
 )
 def test_bad_parameter_values_rejected(name, value):
     X, _ = superposition_data(n=50)
