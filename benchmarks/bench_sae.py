@@ -25,13 +25,13 @@ Methods: each ``SparseAE`` kind at its defaults except the sizes, 30 epochs of
 batches of 256 rows at learning rate 3e-3 (``batchtopk`` with and without
 AuxK at k = true L0, ``matryoshka`` at k = true L0, ``jumprelu`` at its
 default weight, ``topk`` at k = true L0, ``l1`` at two weights that bracket
-the true L0: its L0 jumps from ~50 to below 2 between them), ``DictionaryLearner(code="sparse")`` (online,
+the true L0: its L0 jumps from ~47 to below 1 between them), ``DictionaryLearner(code="sparse")`` (online,
 alternating lasso) and scikit-learn's ``MiniBatchDictionaryLearning`` with
 OMP codes of exactly L0 non-zeros. Means and standard deviations over the
 seeds.
 
 Run: ``python benchmarks/bench_sae.py --plot benchmarks/sae.png`` (3 seeds,
-~10 minutes on 2 cores) or ``--quick`` (1 seed, 10 epochs, ~1.5 minutes).
+~11 minutes on 2 cores) or ``--quick`` (1 seed, 10 epochs, ~1.5 minutes).
 """
 
 import argparse
