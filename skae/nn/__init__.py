@@ -14,16 +14,20 @@ from skae.nn._mlp import (
     output_activation,
 )
 from skae.nn._protocol import AutoencoderModule
+from skae.nn._sae import BatchTopK, JumpReLU, SAEModule
 from skae.nn._vae import GaussianEncoder, VAEModule
 
 __all__ = [
     "ACTIVATIONS",
     "AutoencoderModule",
+    "BatchTopK",
     "GaussianEncoder",
+    "JumpReLU",
     "LinearPlusMLP",
     "MLPAutoencoder",
     "linear_layers",
     "make_mlp",
     "output_activation",
+    "SAEModule",
     "VAEModule",
 ]
