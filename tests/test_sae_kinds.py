@@ -1,11 +1,14 @@
 """The dictionary-style sparse autoencoders: SparseAE(sparsity="batchtopk" |
 "jumprelu"), their network, the AuxK loss and the sparse-code metrics."""
 
+import socket
 import warnings
 
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -13,6 +16,7 @@ import skae
 from skae import SparseAE
 from skae._sae_training import SAEObjective, geometric_median
 from skae._sparsity import SPARSITY_KINDS
+from skae.distributed import fit_distributed
 from skae.metrics import (
     dead_fraction,
     fraction_variance_explained,
@@ -266,6 +270,26 @@ def test_partial_fit_streams_and_persists(kind, tmp_path):
     loaded = skae.load(path)
     np.testing.assert_array_equal(loaded.transform(X), sae.transform(X))
     assert torch.equal(loaded.module_.encoder.rows_since_fired, counts)
+
+
+def test_one_process_group_equals_plain_fit():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1
+    )
+    try:
+        X, _ = superposition_data(n=300)
+        for kind in KINDS:
+            est = SparseAE(16, sparsity=kind, max_iter=3, random_state=0)
+            ref = fit_quietly(clone(est), X)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                fitted = fit_distributed(clone(est), X)
+            np.testing.assert_allclose(fitted.transform(X), ref.transform(X), atol=1e-6)
+    finally:
+        dist.destroy_process_group()
 
 
 @pytest.mark.parametrize(
