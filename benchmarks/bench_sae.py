@@ -25,8 +25,8 @@ Methods: each ``SparseAE`` kind at its defaults except the sizes, 30 epochs of
 batches of 256 rows at learning rate 3e-3 (``batchtopk`` with and without
 AuxK at k = true L0, ``matryoshka`` at k = true L0, ``jumprelu`` at its
 default weight, ``topk`` at k = true L0, ``l1`` at two weights that bracket
-the true L0: its L0 jumps from ~47 to below 1 between them), ``DictionaryLearner(code="sparse")`` (online,
-alternating lasso) and scikit-learn's ``MiniBatchDictionaryLearning`` with
+the true L0: its L0 jumps from ~47 to below 1 between them),
+``DictionaryLearner(code="sparse")`` (online, alternating lasso) and scikit-learn's ``MiniBatchDictionaryLearning`` with
 OMP codes of exactly L0 non-zeros. Means and standard deviations over the
 seeds.
 
