@@ -26,8 +26,9 @@ batches of 256 rows at learning rate 3e-3 (``batchtopk`` with and without
 AuxK at k = true L0, ``matryoshka`` at k = true L0, ``jumprelu`` at its
 default weight, ``topk`` at k = true L0, ``l1`` at two weights that bracket
 the true L0: its L0 jumps from ~47 to below 1 between them),
-``DictionaryLearner(code="sparse")`` (online, alternating lasso) and scikit-learn's ``MiniBatchDictionaryLearning`` with
-OMP codes of exactly L0 non-zeros. Means and standard deviations over the
+``DictionaryLearner(code="sparse")`` (online, alternating lasso) and
+scikit-learn's ``MiniBatchDictionaryLearning`` with OMP codes of exactly L0
+non-zeros. Means and standard deviations over the
 seeds.
 
 Run: ``python benchmarks/bench_sae.py --plot benchmarks/sae.png`` (3 seeds,
