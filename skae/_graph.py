@@ -79,8 +79,9 @@ def normalized_adjacency(adjacency):
            [0.5, 0.5]])
     """
     n = adjacency.shape[0]
-    with_loops = adjacency + (sp.identity(n, format="csr") if sp.issparse(adjacency)
-                              else np.eye(n))
+    with_loops = adjacency + (
+        sp.identity(n, format="csr") if sp.issparse(adjacency) else np.eye(n)
+    )
     inv_sqrt = 1.0 / np.sqrt(np.asarray(with_loops.sum(axis=1)).ravel())
     if sp.issparse(with_loops):
         scaling = sp.diags(inv_sqrt)
@@ -94,12 +95,16 @@ def _to_torch(matrix, device):
         coo = sp.coo_matrix(matrix, dtype=np.float32)
         indices = np.vstack([coo.row, coo.col]).astype(np.int64)
         # scipy's COO is valid by construction: skip torch's invariant checks.
-        return torch.sparse_coo_tensor(
-            torch.as_tensor(indices),
-            torch.as_tensor(coo.data),
-            size=coo.shape,
-            check_invariants=False,
-        ).coalesce().to(device)
+        return (
+            torch.sparse_coo_tensor(
+                torch.as_tensor(indices),
+                torch.as_tensor(coo.data),
+                size=coo.shape,
+                check_invariants=False,
+            )
+            .coalesce()
+            .to(device)
+        )
     return torch.as_tensor(np.asarray(matrix, dtype=np.float32), device=device)
 
 
@@ -107,7 +112,9 @@ def _row_sums(matrix):
     return np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel()
 
 
-class GraphAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class GraphAutoencoder(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     r"""Graph autoencoder (GAE): node embeddings from a precomputed adjacency.
 
     The encoder is a two-layer graph convolutional network and the decoder
@@ -165,18 +172,17 @@ class GraphAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         pairs taken as non-edges. ``"auto"``: all pairs up to
         ``ALL_PAIRS_MAX_NODES`` (5000) nodes.
     random_state : int, RandomState instance or None, default=None
-        Seeds every random draw: weight initialization, shuffling, dropout and
-        the model's own noise while training, and random draws at inference.
-        With an int, results are reproducible; the global RNGs are left
-        untouched.
+        Seeds every random draw: weight initialization and, with negative
+        sampling, the pairs drawn each epoch. With an int, results are
+        reproducible; the global RNGs are left untouched.
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU.
     n_jobs : int or None, default=None
-        Intra-op threads for training and inference on the CPU. None sizes them
-        to the work: one thread for small models (a second one only adds
-        synchronisation, and is much slower on a busy machine), torch's setting
-        for large ones. -1 uses every available core. The caller's torch
-        setting is restored after each call.
+        Intra-op threads for training on the CPU (inference is NumPy). None
+        sizes them to the work: one thread for small graphs (a second one only
+        adds synchronisation, and is much slower on a busy machine), torch's
+        setting for large ones. -1 uses every available core. The caller's
+        torch setting is restored after each call.
     verbose : int, default=0
         Print the training loss every 10 epochs when positive.
 
@@ -436,10 +442,14 @@ class GraphAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.device_ = device
         inputs = scaled if features is None else features
 
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
         seeds = np.random.SeedSequence(seed).generate_state(2)
         with _random.seeded_global_rng(int(seeds[0]), device):
-            module = GCNEncoder(inputs.shape[1], self.hidden_layer_size, self.n_components)
+            module = GCNEncoder(
+                inputs.shape[1], self.hidden_layer_size, self.n_components
+            )
         module = module.to(device)
         sampling = self._use_negative_sampling(n_nodes)
         nnz = scaled.nnz if sp.issparse(scaled) else np.count_nonzero(scaled)
@@ -457,8 +467,12 @@ class GraphAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         n = scaled.shape[0]
         # Targets: A + I in [0, 1] (the paper reconstructs the graph with its
         # self-loops); a node given a self-loop of its own keeps target 1.
-        target = scaled.tolil() if sp.issparse(scaled) else scaled.copy()
-        target.setdiag(1.0) if sp.issparse(target) else np.fill_diagonal(target, 1.0)
+        if sp.issparse(scaled):
+            target = scaled.tolil()
+            target.setdiag(1.0)
+        else:
+            target = scaled.copy()
+            np.fill_diagonal(target, 1.0)
         total = float(target.sum())
         if sampling:
             coo = sp.coo_matrix(target)

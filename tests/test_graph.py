@@ -81,8 +81,9 @@ def test_two_cliques_are_reconstructed(fitted_cliques):
     assert model.predict_link_proba(across).max() < 0.1
     # inverse_transform is the same decoder over all pairs.
     reconstruction = model.inverse_transform(Z)
-    np.testing.assert_allclose(reconstruction[within[:, 0], within[:, 1]],
-                               model.predict_link_proba(within))
+    np.testing.assert_allclose(
+        reconstruction[within[:, 0], within[:, 1]], model.predict_link_proba(within)
+    )
     assert np.abs(reconstruction - (two_cliques() + np.eye(10))).max() < 0.1
 
 
@@ -123,7 +124,9 @@ def test_sparse_input_gives_the_dense_result():
         warnings.simplefilter("ignore", ConvergenceWarning)
         dense = GraphAutoencoder(**params).fit_transform(A)
         for fmt in ("csr", "csc", "coo"):
-            sparse = GraphAutoencoder(**params).fit_transform(sp.csr_matrix(A).asformat(fmt))
+            sparse = GraphAutoencoder(**params).fit_transform(
+                sp.csr_matrix(A).asformat(fmt)
+            )
             np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-6)
         model = GraphAutoencoder(**params).fit(A)
     np.testing.assert_allclose(model.transform(sp.csr_matrix(A)), dense, atol=1e-12)
