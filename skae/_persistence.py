@@ -46,6 +46,9 @@ contents could make large (a file that fails any check raises one
    dtypes and maps ``n_features_in_`` inputs to ``n_components_`` codes; the
    weights and the optimizer's moments are finite and match each other.
 
+A ``GraphAutoencoder`` has no module (its fitted model is plain arrays): its
+arrays must have sizes that fit together and finite values.
+
 Only then is the module built, on the CPU or ``device``, from the stored
 weights. :func:`save` runs the same checks on what it is about to write, so it
 refuses what :func:`load` would refuse, and replaces the destination

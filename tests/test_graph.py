@@ -277,3 +277,25 @@ def test_node_classification_in_a_grid_search():
             pipe, {"graphautoencoder__n_components": [2, 4]}, cv=3
         ).fit(A, blocks)
     assert search.best_score_ > 0.9
+
+
+def test_safe_format_round_trip_and_checked_arrays(fitted_cliques, tmp_path):
+    import pickle
+
+    from skae import load, save
+
+    path = tmp_path / "gae.skae"
+    save(fitted_cliques, path)
+    loaded = load(path)
+    A = two_cliques()
+    np.testing.assert_array_equal(loaded.transform(A), fitted_cliques.transform(A))
+    np.testing.assert_array_equal(loaded.embedding_, fitted_cliques.embedding_)
+    # An array whose size does not fit the others is refused before writing.
+    broken = pickle.loads(pickle.dumps(fitted_cliques))
+    broken.hidden_ = broken.hidden_[:, :3]
+    with pytest.raises(ValueError, match="hidden_ must have shape"):
+        save(broken, tmp_path / "broken.skae")
+    broken = pickle.loads(pickle.dumps(fitted_cliques))
+    broken.degree_ = broken.degree_ * 0.0
+    with pytest.raises(ValueError, match="degree_"):
+        save(broken, tmp_path / "broken.skae")
