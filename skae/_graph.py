@@ -359,8 +359,6 @@ class GraphAutoencoder(
                 f"features has {features.shape[1]} columns, but {name} was fitted "
                 f"with {expected} node features."
             )
-        if not np.all(np.isfinite(features)):
-            raise ValueError("features contains NaN or infinity.")
         return features.astype(X.dtype, copy=False)
 
     def _use_negative_sampling(self, n_nodes):
@@ -433,6 +431,16 @@ class GraphAutoencoder(
         X = sp.csr_matrix(X) if sp.issparse(X) else X
         device = resolve_device(self.device)
         features = self._validate_features(features, X.shape[0], X, None)
+        # Training computes in float32: values beyond its range would train
+        # on infinities.
+        if (
+            features is not None
+            and np.abs(features).max(initial=0.0) > np.finfo(np.float32).max
+        ):
+            raise ValueError(
+                "features holds values too large for float32 training; rescale "
+                "the node features."
+            )
         n_nodes = X.shape[0]
         largest = X.max() if X.size else 0.0
         self.scale_ = float(largest) if largest > 0 else 1.0

@@ -299,3 +299,8 @@ def test_safe_format_round_trip_and_checked_arrays(fitted_cliques, tmp_path):
     broken.degree_ = broken.degree_ * 0.0
     with pytest.raises(ValueError, match="degree_"):
         save(broken, tmp_path / "broken.skae")
+
+
+def test_features_too_large_for_float32_are_refused():
+    with pytest.raises(ValueError, match="too large for float32"):
+        GraphAutoencoder(max_iter=2).fit(two_cliques(), features=np.full((10, 2), 1e39))
