@@ -108,6 +108,44 @@ def _to_torch(matrix, device):
     return torch.as_tensor(np.asarray(matrix, dtype=np.float32), device=device)
 
 
+def _hold_out_edges(scaled, fraction, rng):
+    """Split ``fraction`` of the edges off ``scaled`` for early stopping.
+
+    Returns the training graph (without the held-out edges, both directions)
+    and the validation pairs: the held-out edges and as many uniformly drawn
+    pairs of distinct nodes, each with its target in the full graph (0 for a
+    non-edge), or None when the graph has too few edges to hold any out.
+    """
+    upper = sp.triu(sp.coo_matrix(scaled), k=1).tocoo()
+    n_held = int(round(fraction * upper.nnz))
+    if n_held < 1 or n_held == upper.nnz:
+        return scaled, None
+    held = rng.choice(upper.nnz, size=n_held, replace=False)
+    rows, cols = upper.row[held], upper.col[held]
+    n = scaled.shape[0]
+    random_rows = rng.randint(n, size=n_held)
+    random_cols = (random_rows + rng.randint(1, n, size=n_held)) % n  # i != j
+    if sp.issparse(scaled):
+        removed = sp.csr_matrix(
+            (np.ones(2 * n_held), (np.r_[rows, cols], np.r_[cols, rows])),
+            shape=scaled.shape,
+        )
+        train = scaled - scaled.multiply(removed)
+        train.eliminate_zeros()
+        random_targets = np.asarray(scaled[random_rows, random_cols]).ravel()
+    else:
+        train = scaled.copy()
+        train[rows, cols] = train[cols, rows] = 0.0
+        random_targets = scaled[random_rows, random_cols]
+    validation = (
+        np.r_[rows, random_rows],
+        np.r_[cols, random_cols],
+        np.r_[upper.data[held], random_targets],
+        n_held,
+    )
+    return train, validation
+
+
 def _row_sums(matrix):
     return np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel()
 
@@ -166,6 +204,16 @@ class GraphAutoencoder(
         one.
     n_iter_no_change : int, default=10
         Patience, in epochs, of the stopping rule.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the edges (and as many random
+        pairs of nodes), train on the graph without them, stop when their
+        loss stops improving and keep the weights with the best one: without
+        it a featureless GAE goes on fitting the training edges (the
+        memorized graph) after held-out edges stop improving. The final
+        embeddings use the whole graph. Graphs with too few edges to hold one
+        out are trained on all of them, monitoring the training loss.
+    validation_fraction : float, default=0.1
+        Share of the edges held out when ``early_stopping=True``.
     negative_sampling : bool or "auto", default="auto"
         False: the loss sums over all :math:`n^2` pairs (memory grows as
         :math:`n^2`). True: over all edges and, each epoch, as many random
@@ -213,6 +261,9 @@ class GraphAutoencoder(
         Weight :math:`w` of the edges in the loss (1 with negative sampling).
     loss_curve_ : list of float
         Training loss per epoch.
+    validation_loss_curve_ : list of float
+        Loss of the held-out edges and pairs per epoch (only when early
+        stopping held edges out).
     n_iter_ : int
         Number of epochs run.
     device_ : torch.device
@@ -273,6 +324,8 @@ class GraphAutoencoder(
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "negative_sampling": ["boolean", StrOptions({"auto"})],
         "random_state": ["random_state"],
         "device": [str, torch.device],
@@ -289,6 +342,8 @@ class GraphAutoencoder(
         max_iter=200,
         tol=1e-4,
         n_iter_no_change=10,
+        early_stopping=True,
+        validation_fraction=0.1,
         negative_sampling="auto",
         random_state=None,
         device="auto",
@@ -301,6 +356,8 @@ class GraphAutoencoder(
         self.max_iter = max_iter
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.negative_sampling = negative_sampling
         self.random_state = random_state
         self.device = device
@@ -453,7 +510,7 @@ class GraphAutoencoder(
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
-        seeds = np.random.SeedSequence(seed).generate_state(2)
+        seeds = np.random.SeedSequence(seed).generate_state(3)
         with _random.seeded_global_rng(int(seeds[0]), device):
             module = GCNEncoder(
                 inputs.shape[1], self.hidden_layer_size, self.n_components
@@ -463,13 +520,23 @@ class GraphAutoencoder(
         nnz = scaled.nnz if sp.issparse(scaled) else np.count_nonzero(scaled)
         pairs = 2 * (nnz + n_nodes) if sampling else n_nodes * n_nodes
         work = (pairs + nnz) * (self.n_components + self.hidden_layer_size)
+        train, validation = scaled, None
+        if self.early_stopping:
+            split_rng = np.random.RandomState(int(seeds[2]))
+            train, validation = _hold_out_edges(
+                scaled, self.validation_fraction, split_rng
+            )
+        train_inputs = train if features is None else features
         with intra_op_threads(threads_for(work, device, self.n_jobs)):
-            self._train(module, scaled, inputs, sampling, int(seeds[1]), device)
+            self._train(
+                module, train, train_inputs, validation, sampling, int(seeds[1]), device
+            )
+            # The embeddings use the whole graph, held-out edges included.
             self._set_inference_state(module, scaled, inputs)
         self.embedding_ = self._embed(X, features)
         return X
 
-    def _train(self, module, scaled, inputs, sampling, seed, device):
+    def _train(self, module, scaled, inputs, validation, sampling, seed, device):
         adjacency = _to_torch(normalized_adjacency(scaled), device)
         features = _to_torch(inputs, device)
         n = scaled.shape[0]
@@ -514,8 +581,30 @@ class GraphAutoencoder(
                 inner_product_logits(z, fake[0], fake[1]), torch.zeros_like(values)
             )
 
+        if validation is not None:
+            val_rows, val_cols, val_targets = (
+                torch.as_tensor(a, device=device) for a in validation[:3]
+            )
+            val_targets, n_edges = val_targets.float(), validation[3]
+
+        def validation_loss():
+            # Held-out edges and random pairs weigh alike (the all-pairs
+            # loss's balance), whatever the share of edges in the graph.
+            with torch.no_grad():
+                logits = inner_product_logits(
+                    module(adjacency, features), val_rows, val_cols
+                )
+                losses = F.binary_cross_entropy_with_logits(
+                    logits, val_targets, reduction="none"
+                )
+            return float(losses[:n_edges].mean() + losses[n_edges:].mean())
+
         optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
         self.loss_curve_ = []
+        if validation is not None:
+            self.validation_loss_curve_ = []
+        elif hasattr(self, "validation_loss_curve_"):
+            del self.validation_loss_curve_
         best_loss, best_state, stale, reason = np.inf, None, 0, None
         start = time.perf_counter()
         try:
@@ -526,19 +615,29 @@ class GraphAutoencoder(
                 if not np.isfinite(value):
                     reason = "diverged"
                     break
+                if validation is None and value < best_loss:
+                    # The training loss measures the weights before the step.
+                    best_state = copy.deepcopy(module.state_dict())
                 loss.backward()
                 optimizer.step()
                 self.loss_curve_.append(value)
+                if validation is not None:
+                    value = validation_loss()
+                    self.validation_loss_curve_.append(value)
+                    if value < best_loss:
+                        best_state = copy.deepcopy(module.state_dict())
                 if self.verbose and (epoch % 10 == 0 or epoch == self.max_iter - 1):
+                    held_out = f", held-out {value:.5f}" if validation else ""
                     print(
-                        f"epoch {epoch + 1}: loss {value:.5f} "
-                        f"({time.perf_counter() - start:.1f} s)"
+                        f"epoch {epoch + 1}: loss {self.loss_curve_[-1]:.5f}"
+                        f"{held_out} ({time.perf_counter() - start:.1f} s)"
                     )
-                # The loss is measured before this epoch's step: the best
-                # weights are those the step started from.
-                if value < best_loss:
-                    best_state = copy.deepcopy(module.state_dict())
-                if value < best_loss - self.tol * abs(self.loss_curve_[0]):
+                first = (
+                    self.validation_loss_curve_
+                    if validation is not None
+                    else self.loss_curve_
+                )[0]
+                if value < best_loss - self.tol * abs(first):
                     stale = 0
                 else:
                     stale += 1

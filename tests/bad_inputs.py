@@ -156,7 +156,7 @@ def exercise(estimator, fitted, X):
     outcomes = [check_outcome(lambda: estimator.fit(X, *targets_for(estimator, X)))]
     output = output_method(estimator)
     if outcomes[0] == "ok":
-        n = len(X)
+        n = X.shape[0] if hasattr(X, "shape") else len(X)  # len() fails on sparse
         if output == "transform":
             k = estimator._n_features_out
             outcomes.append(

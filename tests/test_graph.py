@@ -33,7 +33,10 @@ def sbm(n_per_block, p_in, p_out, seed):
 def fitted_cliques():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = GraphAutoencoder(n_components=2, random_state=0).fit(two_cliques())
+        # Every edge in training: the known answer is the whole graph's.
+        model = GraphAutoencoder(
+            n_components=2, early_stopping=False, random_state=0
+        ).fit(two_cliques())
     return model
 
 
@@ -192,13 +195,13 @@ def test_all_pairs_loss_weighs_edges_by_the_non_edge_ratio(fitted_cliques):
     assert fitted_cliques.pos_weight_ == pytest.approx(50 / 50)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = GraphAutoencoder(max_iter=1).fit(two_cliques(3))
+        model = GraphAutoencoder(max_iter=1, early_stopping=False).fit(two_cliques(3))
     # 6 nodes: 12 edges + 6 self-loops, 18 non-edges.
     assert model.pos_weight_ == pytest.approx(18 / 18)
     A, _ = sbm(10, 0.5, 0.0, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = GraphAutoencoder(max_iter=1).fit(A)
+        model = GraphAutoencoder(max_iter=1, early_stopping=False).fit(A)
     positives = A.sum() + 20
     assert model.pos_weight_ == pytest.approx((400 - positives) / positives)
 
@@ -304,3 +307,32 @@ def test_safe_format_round_trip_and_checked_arrays(fitted_cliques, tmp_path):
 def test_features_too_large_for_float32_are_refused():
     with pytest.raises(ValueError, match="too large for float32"):
         GraphAutoencoder(max_iter=2).fit(two_cliques(), features=np.full((10, 2), 1e39))
+
+
+def test_early_stopping_holds_out_edges_and_keeps_the_best_weights():
+    from skae._graph import _hold_out_edges
+
+    A, _ = sbm(40, 0.3, 0.02, seed=3)
+    train, validation = _hold_out_edges(A, 0.1, np.random.RandomState(0))
+    rows, cols, targets, n_held = validation
+    n_edges = int(np.triu(A, 1).sum())
+    assert n_held == round(0.1 * n_edges)
+    # The held-out edges are edges of A and are gone (both ways) from train.
+    held = (rows[:n_held], cols[:n_held])
+    assert np.all(A[held] == 1) and np.all(targets[:n_held] == 1)
+    assert np.all(train[held] == 0) and np.all(train.T[held] == 0)
+    assert train.sum() == A.sum() - 2 * n_held
+    # The random pairs are pairs of distinct nodes, with their targets in A.
+    assert np.all(rows[n_held:] != cols[n_held:])
+    np.testing.assert_array_equal(targets[n_held:], A[rows[n_held:], cols[n_held:]])
+    sparse_train, _ = _hold_out_edges(sp.csr_matrix(A), 0.1, np.random.RandomState(0))
+    np.testing.assert_array_equal(sparse_train.toarray(), train)
+
+    model = GraphAutoencoder(n_components=4, max_iter=300, random_state=0).fit(A)
+    curve = model.validation_loss_curve_
+    assert len(curve) == len(model.loss_curve_) == model.n_iter_ < 300
+    # Stopped n_iter_no_change epochs after the best held-out loss.
+    assert int(np.argmin(curve)) == model.n_iter_ - 1 - model.n_iter_no_change
+    # Too few edges to hold one out: trained on all of them.
+    tiny = GraphAutoencoder(max_iter=3).fit(two_cliques(2))
+    assert not hasattr(tiny, "validation_loss_curve_")
