@@ -179,6 +179,8 @@ class GraphAutoencoder(
     affinities are divided by their largest value, so the targets
     :math:`t_{ij}` lie in [0, 1]. Large graphs (``negative_sampling``) use all
     edges and as many random pairs per epoch instead of all :math:`n^2` pairs.
+    Training stops when the loss of held-out edges stops improving
+    (``early_stopping``).
 
     ``fit(A)`` takes a square, non-negative adjacency or affinity matrix, dense
     or sparse, like ``SpectralEmbedding(affinity="precomputed")``; a
