@@ -17,7 +17,8 @@ Protocol (Kipf and Welling, 2016): for each seed, 10% of the edges are held
 out as test positives together with as many node pairs that are not edges
 (test negatives, drawn uniformly); every method is fitted on the graph
 without the held-out edges and scores each test pair. GraphAutoencoder
-(defaults: 16-dimensional codes, a 32-unit hidden layer, 200 epochs at most)
+(defaults: 16-dimensional codes, a 32-unit hidden layer, early stopping on
+10% of the training edges, 200 epochs at most)
 scores a pair with its decoder, ``sigmoid(z_i . z_j)``;
 ``SpectralEmbedding(n_components=16, affinity="precomputed")`` with the inner
 product and with the cosine of the two embeddings. ROC-AUC and average
@@ -26,7 +27,7 @@ fit times.
 
 Run (from the repository root)::
 
-    python benchmarks/bench_graph.py            # seeds 0-4, ~2 min on 2 cores
+    python benchmarks/bench_graph.py            # seeds 0-4, ~40 s of CPU
     python benchmarks/bench_graph.py --quick    # seed 0, sbm-1000 only
 
 ``report(quick=False)`` returns the markdown table (used by
