@@ -5,6 +5,7 @@ from skae._classifier import AutoencoderClassifier, AutoencoderRegressor
 from skae._contractive import ContractiveAE
 from skae._denoising import DenoisingAE
 from skae._dictionary import DictionaryLearner
+from skae._graph import GraphAutoencoder
 from skae._outlier import OutlierDetector
 from skae._persistence import load, save
 from skae._sparse import SparseAE
@@ -19,6 +20,7 @@ __all__ = [
     "ContractiveAE",
     "DenoisingAE",
     "DictionaryLearner",
+    "GraphAutoencoder",
     "OutlierDetector",
     "SparseAE",
     "VAE",

@@ -16,6 +16,7 @@ from skae import (
     ContractiveAE,
     DenoisingAE,
     DictionaryLearner,
+    GraphAutoencoder,
     OutlierDetector,
     SparseAE,
 )
@@ -100,6 +101,14 @@ CHECK_INSTANCES = {
     DictionaryLearner: [
         DictionaryLearner(n_components=2, code=code, max_iter=20, random_state=0)
         for code in ("sparse", "nonnegative", "onehot", "orthogonal")
+    ],
+    # All pairs and negative sampling (the checks' graphs are linear kernels
+    # of their rows: dense, non-negative, square).
+    GraphAutoencoder: [
+        GraphAutoencoder(n_components=2, hidden_layer_size=8, max_iter=20),
+        GraphAutoencoder(
+            n_components=2, hidden_layer_size=8, max_iter=20, negative_sampling=True
+        ),
     ],
     OutlierDetector: [
         # A scikit-learn scorer, an skae model, and the default ensemble kept
