@@ -39,6 +39,9 @@ _FIT_CODE_TOL = 1e-6
 # Coordinate-descent sweeps per online code step of "nonnegative" (from zero
 # codes; each row stops early once it changes by less than _FIT_CODE_TOL).
 _ONLINE_NNLS_SWEEPS = 10
+# L-BFGS iterations per online step of overcomplete "independent" codes: a
+# few, warm-started, so that one batch does not pull the filters all the way.
+_ONLINE_RICA_ITER = 10
 # transform solves each row's code problem to a tight tolerance.
 _TRANSFORM_MAX_ITER = 1000
 _TRANSFORM_TOL = 1e-6
@@ -59,6 +62,7 @@ _FIT_STATE = (
     "alpha_",
     "components_",
     "mean_",
+    "unmixing_",
     "inner_stats_",
     "n_iter_",
     "n_steps_",
@@ -100,6 +104,10 @@ class _CodeType:
     def check_input(self, X):
         """Raise ValueError for data this code type cannot reconstruct."""
 
+    def n_starts(self, n_init, n_features):
+        """How many of the ``n_init`` starts a full fit tries."""
+        return 1 if self.exact else n_init
+
     def check_sizes(self, n_samples, n_features, *, partial):
         """Raise ValueError when ``n_components`` does not fit the data."""
 
@@ -107,8 +115,12 @@ class _CodeType:
         """Per-sample objective of the (centred) rows ``Xc`` at codes ``Z``."""
         return 0.5 * ((Xc - Z @ D) ** 2).sum(dim=1)
 
-    def encode(self, Xc, D, *, max_iter, tol, Z0=None):
-        """Codes of the (centred) rows of ``Xc`` for atoms ``D``."""
+    def encode(self, Xc, D, *, max_iter, tol, Z0=None, unmixing=None):
+        """Codes of the (centred) rows of ``Xc`` for atoms ``D``.
+
+        ``unmixing`` is the fitted ``unmixing_``, the encoder of the code
+        types whose codes are a linear map of their own (``"independent"``).
+        """
         raise NotImplementedError
 
     def initial_dictionary(self, X, rng, init):
@@ -251,7 +263,7 @@ class _SparseCodes(_AlternatingCodes):
     def objective(self, Xc, Z, D):
         return super().objective(Xc, Z, D) + self.alpha * Z.abs().sum(dim=1)
 
-    def encode(self, Xc, D, *, max_iter, tol, Z0=None):
+    def encode(self, Xc, D, *, max_iter, tol, Z0=None, unmixing=None):
         G, B = D @ D.T, Xc @ D.T
         if self.alpha > 0:
             # Exact codes by an active-set method (FISTA only as its
@@ -323,7 +335,7 @@ class _NonnegativeCodes(_AlternatingCodes):
                 "reconstruct non-negative data."
             )
 
-    def encode(self, Xc, D, *, max_iter, tol, Z0=None):
+    def encode(self, Xc, D, *, max_iter, tol, Z0=None, unmixing=None):
         """Non-negative least squares by exact coordinate descent (HALS).
 
         ``max_iter`` sweeps; with ``tol`` set, each row stops once it settles.
@@ -373,7 +385,7 @@ class _OneHotCodes(_CodeType):
                 "code='onehot' (each atom starts at a distinct sample)."
             )
 
-    def encode(self, Xc, D, *, max_iter, tol, Z0=None):
+    def encode(self, Xc, D, *, max_iter, tol, Z0=None, unmixing=None):
         labels = solvers.nearest_atom(Xc, D)
         return solvers.one_hot(labels, D.shape[0], Xc.dtype)
 
@@ -449,7 +461,7 @@ class _OrthogonalCodes(_CodeType):
                 f"n_features={n_features})."
             )
 
-    def encode(self, Xc, D, *, max_iter, tol, Z0=None):
+    def encode(self, Xc, D, *, max_iter, tol, Z0=None, unmixing=None):
         return Xc @ D.T
 
     def fit(self, Xt, rng, init):
@@ -492,25 +504,166 @@ class _OrthogonalCodes(_CodeType):
         The top eigenvectors of the scatter matrix are then exactly the PCA
         atoms of all samples seen so far; the objective returned is theirs.
         """
-        scatter = state["inner_stats_"]["scatter"]
-        n_old, n_new = state["n_samples_seen_"], batch.shape[0]
-        n_tot = n_old + n_new
-        mean_b = batch.mean(dim=0)
-        centred = batch - mean_b
-        delta = mean_b - state["mean_"]
-        scatter += centred.T @ centred + torch.outer(delta, delta) * (
-            n_old * n_new / n_tot
-        )
-        state["mean_"] += delta * (n_new / n_tot)
+        scatter = _merge_moments(batch, state)
         D = solvers.top_eigenvectors(scatter, state["components_"].shape[0])
         state["components_"] = D
         return _orthogonal_objective(scatter, D)
 
 
+class _IndependentCodes(_CodeType):
+    """``code="independent"``: ICA, by FastICA (complete) or RICA (overcomplete).
+
+    Both whiten the centred data with the covariance's eigenvectors (the
+    leading ``n_components`` of them when complete, all when overcomplete),
+    ``x_w = K (x - mean)``, and find a matrix ``W`` on the whitened data:
+    codes ``z = W x_w`` and atoms mapped back by ``K_inv``, so that
+    ``unmixing_ = W K`` encodes and ``components_ = W K_inv`` decodes.
+    """
+
+    code = "independent"
+
+    def overcomplete(self, n_features):
+        return self.n_components > n_features
+
+    def n_starts(self, n_init, n_features):
+        # Complete ICA only rotates within the PCA subspace: every start ends
+        # at the same objective (the PCA residual), so restarts cannot be
+        # told apart; FastICA's fixed point does not need them.
+        return n_init if self.overcomplete(n_features) else 1
+
+    def check_sizes(self, n_samples, n_features, *, partial):
+        if n_samples < 2:
+            raise ValueError(
+                f"n_samples={n_samples} should be >= 2 for code='independent': "
+                "whitening needs the data's covariance."
+            )
+
+    def objective(self, Xc, Z, D):
+        value = super().objective(Xc, Z, D)
+        if self.overcomplete(D.shape[1]):
+            # RICA's sparsity term, on the codes (in the data's units).
+            value = value + self.alpha * solvers.log_cosh(Z).sum(dim=1)
+        return value
+
+    def encode(self, Xc, D, *, max_iter, tol, Z0=None, unmixing=None):
+        # A linear encoder: rows are coded independently, exactly.
+        return Xc @ unmixing.T
+
+    def _whitening(self, scatter, n_samples):
+        n_features = scatter.shape[0]
+        p = n_features if self.overcomplete(n_features) else self.n_components
+        values, vectors = torch.linalg.eigh(scatter / n_samples)
+        return solvers.whitening(values, vectors, p)
+
+    def _random_unmixing(self, rng, K):
+        W = rng.standard_normal((self.n_components, K.shape[0]))
+        W = torch.as_tensor(W, dtype=K.dtype, device=K.device)
+        # Orthonormal rows when complete; overcomplete, a Parseval frame, at
+        # which RICA's reconstruction term is already zero.
+        return solvers.tight_frame(W)
+
+    def _solve(self, Xw, W, max_iter):
+        if W.shape[0] > W.shape[1]:
+            return solvers.rica(Xw, W, self.alpha, max_iter=max_iter, tol=self.tol)
+        return solvers.fastica(Xw, W, max_iter=max_iter, tol=self.tol)
+
+    def _state(self, Xc, W, K, K_inv):
+        """Encoder, atoms and objective of ``W`` in the data's coordinates."""
+        U, D = W @ K, W @ K_inv
+        return U, D, float(self.objective(Xc, Xc @ U.T, D).sum())
+
+    def fit(self, Xt, rng, init):
+        n_samples = Xt.shape[0]
+        mean = Xt.mean(dim=0)
+        Xc = Xt - mean
+        scatter = Xc.T @ Xc
+        K, K_inv = self._whitening(scatter, n_samples)
+        W, n_iter, converged = self._solve(
+            Xc @ K.T, self._random_unmixing(rng, K), self.max_iter
+        )
+        if not converged:
+            _warn_not_converged(self.max_iter)
+        U, D, objective = self._state(Xc, W, K, K_inv)
+        self.log(n_iter, objective)
+        return {
+            "components_": D,
+            "mean_": mean,
+            "unmixing_": U,
+            "inner_stats_": {"scatter": scatter},
+            "n_iter_": n_iter,
+            "objective_": objective,
+        }
+
+    def fit_stream(self, Xt, rng, init, batch_size):
+        # A fixed-point or L-BFGS iteration needs expectations over all the
+        # rows, which are already in memory: the full-batch fit is exact.
+        return self.fit(Xt, rng, init)
+
+    def new_stats(self, n_components, n_features, **dt):
+        return {"scatter": torch.zeros(n_features, n_features, **dt)}
+
+    def start_stream(self, Xt, rng, init):
+        state = super().start_stream(Xt, rng, init)
+        state["mean_"] = torch.zeros_like(Xt[0])
+        state["unmixing_"] = torch.zeros_like(state["components_"])
+        return state
+
+    def initial_dictionary(self, X, rng, init):
+        # A stream's atoms are computed by its first step.
+        dt = dict(dtype=X.dtype, device=X.device)
+        return torch.zeros(self.n_components, X.shape[1], **dt), None
+
+    def _online_update(self, batch, state, rng):
+        """Whitening of all samples seen, then one step on the batch.
+
+        Complete: a step towards the batch's FastICA fixed-point target,
+        weighted by the batch's share of the samples seen. Overcomplete:
+        ``_ONLINE_RICA_ITER`` L-BFGS iterations on the batch's RICA cost.
+        Both start from the current unmixing, expressed in the whitened
+        coordinates of all samples seen so far.
+        """
+        first = state["n_samples_seen_"] == 0
+        scatter = _merge_moments(batch, state)
+        K, K_inv = self._whitening(scatter, state["n_samples_seen_"] + len(batch))
+        if first:
+            W = self._random_unmixing(rng, K)
+        else:
+            # U = W_old K_old; K @ K_inv.T = I recovers W when K is unchanged.
+            W = state["unmixing_"] @ K_inv.T
+        Xc = batch - state["mean_"]
+        Xw = Xc @ K.T
+        if self.overcomplete(batch.shape[1]):
+            W, _, _ = solvers.rica(
+                Xw, W, self.alpha, max_iter=_ONLINE_RICA_ITER, tol=self.tol
+            )
+        else:
+            W = solvers.symmetric_decorrelation(W)
+            target = solvers.fastica_step(Xw, W)
+            # One batch's fixed point is noisy (its sampling error): move
+            # towards it with the batch's share of all samples seen, as the
+            # running mean does, so the stream averages the batches' targets.
+            # Rows come back with either sign; align them first.
+            signs = torch.sign((target * W).sum(dim=1, keepdim=True))
+            signs[signs == 0] = 1
+            share = len(batch) / (state["n_samples_seen_"] + len(batch))
+            W = solvers.symmetric_decorrelation(
+                (1.0 - share) * W + share * signs * target
+            )
+        U, D, objective = self._state(Xc, W, K, K_inv)
+        state["unmixing_"], state["components_"] = U, D
+        return objective
+
+
 # One entry per value of the ``code`` parameter.
 _CODE_TYPES = {
     code_type.code: code_type
-    for code_type in (_SparseCodes, _NonnegativeCodes, _OneHotCodes, _OrthogonalCodes)
+    for code_type in (
+        _SparseCodes,
+        _NonnegativeCodes,
+        _OneHotCodes,
+        _OrthogonalCodes,
+        _IndependentCodes,
+    )
 }
 
 
@@ -795,7 +948,7 @@ class DictionaryLearner(
     def _fit(self, code_type, Xt, rng):
         """Fit from ``n_init`` starts (one if exact); keep the lowest objective."""
         best = None
-        for init in range(1 if code_type.exact else self.n_init):
+        for init in range(code_type.n_starts(self.n_init, Xt.shape[1])):
             if self.batch_size is None:
                 state = code_type.fit(Xt, rng, init)
             else:
@@ -1026,8 +1179,15 @@ class DictionaryLearner(
         D = torch.as_tensor(self.components_, device=Xt.device).to(Xt.dtype)
         # float32 cannot resolve changes much below its epsilon.
         tol = max(_TRANSFORM_TOL, 10 * torch.finfo(Xt.dtype).eps)
+        unmixing = None
+        if self.unmixing_ is not None:
+            unmixing = torch.as_tensor(self.unmixing_, device=Xt.device).to(Xt.dtype)
         return self._fitted_code_type().encode(
-            Xt - self._mean(Xt), D, max_iter=_TRANSFORM_MAX_ITER, tol=tol
+            Xt - self._mean(Xt),
+            D,
+            max_iter=_TRANSFORM_MAX_ITER,
+            tol=tol,
+            unmixing=unmixing,
         )
 
     def _stream_state(self, Xt):
@@ -1042,6 +1202,7 @@ class DictionaryLearner(
         return {
             "components_": tensor(self.components_),
             "mean_": tensor(self.mean_),
+            "unmixing_": tensor(self.unmixing_),
             "inner_stats_": {k: tensor(v) for k, v in self.inner_stats_.items()},
             "n_iter_": self.n_iter_,
             "n_steps_": self.n_steps_,
@@ -1050,7 +1211,7 @@ class DictionaryLearner(
 
     def _set_state(self, state, rng, device, code_type):
         """Assign a fit's results at once (defaults for what it did not set)."""
-        values = {"mean_": None, "n_steps_": 0}
+        values = {"mean_": None, "unmixing_": None, "n_steps_": 0}
         values["code_"] = code_type.code
         values["alpha_"] = float(code_type.alpha)
         values.update(_to_numpy(state))
@@ -1072,6 +1233,24 @@ def _stream_start(D, stats):
         "n_steps_": 0,
         "n_samples_seen_": 0,
     }
+
+
+def _merge_moments(batch, state):
+    """Merge a batch into the running mean and scatter (Chan et al.), in place.
+
+    Returns the scatter, ``(X - mean)^T (X - mean)`` over all samples seen.
+    """
+    scatter = state["inner_stats_"]["scatter"]
+    n_old, n_new = state["n_samples_seen_"], batch.shape[0]
+    n_tot = n_old + n_new
+    mean_b = batch.mean(dim=0)
+    centred = batch - mean_b
+    delta = mean_b - state["mean_"]
+    scatter += centred.T @ centred + torch.outer(delta, delta) * (
+        n_old * n_new / n_tot
+    )
+    state["mean_"] += delta * (n_new / n_tot)
+    return scatter
 
 
 def _forgetting_factor(step, batch_size):
