@@ -1,6 +1,6 @@
 """Dictionary learning as a linear-decoder autoencoder: ``X ~ Z @ components_``.
 
-One estimator covers PCA, NMF, k-means and sparse coding; the constraint on the
+One estimator covers PCA, NMF, k-means, ICA and sparse coding; the constraint on the
 codes (and atoms) picks which. Each value of ``code`` is one small class here
 (its start, code step, atom step and running statistics), registered in
 ``_CODE_TYPES``, as scikit-learn's NMF keeps one function per solver. The
@@ -700,6 +700,23 @@ class DictionaryLearner(
         (Z*, Phi*) = argmin 0.5 ||X - mean - Z Phi||_Fro^2
                      with Phi Phi^T = I
 
+    ``code="independent"`` (ICA; the columns of Z, the sources, as independent
+    as possible). The centred data are whitened, ``X_w = (X - mean) K^T`` with
+    unit covariance, and the codes are ``Z = X_w W^T``. With ``n_components
+    <= n_features`` (complete, ``FastICA``) ``W`` has orthonormal rows and
+    maximises the negentropy approximation (``G = log cosh``)::
+
+        W* = argmax sum_j (E[G(w_j x_w)] - E[G(nu)])^2,  W W^T = I,  nu ~ N(0, 1)
+
+    and with ``n_components > n_features`` (overcomplete, RICA) it minimises
+    the reconstruction-ICA cost, averaged over samples::
+
+        W* = argmin E[ alpha sum_j log cosh(w_j x_w) + ||W^T W x_w - x_w||^2 ]
+
+    The atoms ``Phi = W K_inv`` (``K_inv`` undoes the whitening) decode the
+    codes; complete ICA reconstructs exactly what PCA with as many components
+    does.
+
     Here :math:`||.||_{Fro}` is the Frobenius norm and :math:`||Z||_1` the
     sum of absolute values of the entries of Z.
 
@@ -709,33 +726,45 @@ class DictionaryLearner(
     ----------
     n_components : int, default=8
         Number of atoms (rows of ``components_``). May exceed ``n_features``
-        (an overcomplete dictionary) for ``"sparse"`` codes.
+        (an overcomplete dictionary) for ``"sparse"`` codes, and for
+        ``"independent"`` ones (which then fit RICA).
 
-    code : {"sparse", "nonnegative", "onehot", "orthogonal"}, default="sparse"
+    code : {"sparse", "nonnegative", "onehot", "orthogonal", "independent"}, \
+            default="sparse"
         The constraint on the codes, see above.
 
     alpha : float, default=1.0
-        Weight of the L1 penalty on the codes. Used by ``code="sparse"`` only.
+        Weight of the L1 penalty on the codes for ``code="sparse"``, and of
+        the smooth L1 penalty ``log cosh`` of overcomplete
+        ``code="independent"`` (RICA). Not used by the other code types.
 
     max_iter : int, default=200
         Maximum number of alternations (full batch) or of passes over the data
-        (mini-batch).
+        (mini-batch); of fixed-point iterations (complete) or L-BFGS
+        iterations (overcomplete) for ``"independent"``.
 
     tol : float, default=1e-5
         Full batch: stop when the objective decreases by less than ``tol``
         times its value from one iteration to the next. Mini-batch: stop when
         a pass changes the dictionary by less than ``tol`` times its norm
-        (Frobenius).
+        (Frobenius). ``"independent"``: complete, stop when no row of ``W``
+        turns by more than ``tol`` (``max_j ||<w_j^new, w_j>| - 1| < tol``, as
+        ``FastICA``); overcomplete, when an L-BFGS step changes the cost by
+        less than ``tol`` times its starting value.
 
     batch_size : int, default=None
         ``None`` alternates on the full data set. An int uses the online
         (mini-batch) algorithm of Mairal et al. (2009): codes of one batch at
         a time, atoms updated from running statistics; :meth:`partial_fit`
-        performs one such step.
+        performs one such step. ``"independent"`` fits on the full data
+        whatever ``batch_size`` (each of its iterations needs expectations
+        over all rows); its :meth:`partial_fit` still streams.
 
     n_init : int, default=1
         Number of initialisations tried; the one with the lowest objective is
-        kept. ``"orthogonal"`` is solved exactly and ignores it.
+        kept. ``"orthogonal"`` is solved exactly and ignores it, and so does
+        complete ``"independent"`` (every start reaches the same objective,
+        the PCA residual).
 
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, the mini-batch order and the resampling of
@@ -761,7 +790,14 @@ class DictionaryLearner(
 
     mean_ : ndarray of shape (n_features,) or None
         Per-feature mean removed before coding (of all samples seen, for a
-        stream). Only for ``"orthogonal"``; None otherwise.
+        stream). Only for ``"orthogonal"`` and ``"independent"``; None
+        otherwise.
+
+    unmixing_ : ndarray of shape (n_components, n_features) or None
+        The encoder of ``"independent"`` codes, ``Z = (X - mean_) @
+        unmixing_.T`` (``W K``, what ``FastICA`` calls ``components_``).
+        Complete, ``unmixing_.T`` is the pseudo-inverse of ``components_``.
+        None for the other code types.
 
     inner_stats_ : dict of str to ndarray
         The running statistics :meth:`partial_fit` updates, by name:
@@ -775,8 +811,9 @@ class DictionaryLearner(
           atoms.
         - ``"onehot"``: ``"counts"`` of shape (n_components,), the number of
           samples each atom has been the mean of.
-        - ``"orthogonal"``: ``"scatter"`` of shape (n_features, n_features),
-          :math:`(X - mean)^T (X - mean)` over all samples seen.
+        - ``"orthogonal"`` and ``"independent"``: ``"scatter"`` of shape
+          (n_features, n_features), :math:`(X - mean)^T (X - mean)` over all
+          samples seen (``"independent"`` whitens with it).
 
     n_iter_ : int
         Number of alternations (or passes) run by the kept initialisation;
@@ -819,6 +856,7 @@ class DictionaryLearner(
     sklearn.decomposition.MiniBatchDictionaryLearning : Sparse coding, online.
     sklearn.decomposition.NMF : Non-negative matrix factorisation.
     sklearn.decomposition.PCA : Principal component analysis.
+    sklearn.decomposition.FastICA : Complete ICA by the fixed-point algorithm.
     sklearn.cluster.KMeans : K-means clustering.
 
     Notes
@@ -836,6 +874,21 @@ class DictionaryLearner(
     ``Phi = polar(Z^T (X - mean))`` has the top right singular vectors as its
     fixed point, so they are computed directly (an SVD; in mini-batch mode,
     an eigendecomposition of the running scatter matrix, which is exact).
+
+    ``"independent"`` whitens with the eigendecomposition of the covariance
+    (unit variance, as ``FastICA(whiten="unit-variance")``, so the codes have
+    unit variance). Complete, it runs FastICA's symmetric fixed point with
+    ``g = tanh`` from a random orthonormal ``W``,
+    ``w_j <- E[x_w g(w_j x_w)] - E[g'(w_j x_w)] w_j`` then
+    ``W <- (W W^T)^{-1/2} W``, which finds sub- and super-Gaussian sources
+    alike. RICA's sparsity penalty only finds super-Gaussian (sparse) ones,
+    so it is used where FastICA cannot go: overcomplete, minimised by L-BFGS
+    from a random Parseval frame (``W^T W = I``) with the analytic gradient.
+    A :meth:`partial_fit` step whitens with the running scatter and moves
+    ``W`` towards the batch's fixed-point target by the batch's share of the
+    samples seen (complete), or runs a few L-BFGS iterations on the batch's
+    RICA cost (overcomplete). The codes are a linear map, so ``transform`` is
+    exact and row-independent.
 
     :meth:`transform` solves each row's code problem on its own, so a row's
     code does not depend on the rest of the batch. Float64 input is computed
@@ -857,6 +910,12 @@ class DictionaryLearner(
     H. Lee, A. Battle, R. Raina, A. Y. Ng, 2007: Efficient sparse coding
     algorithms. NIPS.
 
+    A. Hyvarinen, 1999: Fast and robust fixed-point algorithms for
+    independent component analysis. IEEE Trans. Neural Networks 10(3).
+
+    Q. V. Le, A. Karpenko, J. Ngiam, A. Y. Ng, 2011: ICA with reconstruction
+    cost for efficient overcomplete feature learning. NIPS.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -872,6 +931,18 @@ class DictionaryLearner(
     ((300, 16), True)
     >>> model.inverse_transform(Z).shape
     (300, 64)
+
+    Unmixing two independent sources (Laplace and uniform) from two mixtures:
+
+    >>> import numpy as np
+    >>> rng = np.random.RandomState(0)
+    >>> S = np.c_[rng.laplace(size=2000), rng.uniform(-1, 1, size=2000)]
+    >>> X = S @ np.array([[1.0, 1.0], [0.5, 2.0]])
+    >>> ica = DictionaryLearner(n_components=2, code="independent", random_state=0)
+    >>> Z = ica.fit_transform(X)
+    >>> corr = np.abs(np.corrcoef(Z.T, S.T)[:2, 2:])
+    >>> bool(corr.max(axis=1).min() > 0.99)
+    True
     """
 
     _parameter_constraints: dict = {
@@ -1063,7 +1134,9 @@ class DictionaryLearner(
         """Negative per-sample objective at the optimal code (higher is better).
 
         ``-(0.5 ||x - decode(encode(x))||^2 + alpha ||encode(x)||_1)``, the
-        L1 term for ``code="sparse"`` only.
+        L1 term for ``code="sparse"`` only; overcomplete ``"independent"``
+        adds ``alpha sum_j log cosh(z_j)`` instead (RICA's penalty, measured in
+        the data's units rather than the whitened ones it is fitted in).
 
         Parameters
         ----------
@@ -1246,9 +1319,7 @@ def _merge_moments(batch, state):
     mean_b = batch.mean(dim=0)
     centred = batch - mean_b
     delta = mean_b - state["mean_"]
-    scatter += centred.T @ centred + torch.outer(delta, delta) * (
-        n_old * n_new / n_tot
-    )
+    scatter += centred.T @ centred + torch.outer(delta, delta) * (n_old * n_new / n_tot)
     state["mean_"] += delta * (n_new / n_tot)
     return scatter
 
