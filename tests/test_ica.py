@@ -6,7 +6,6 @@ that product is a scaled permutation, whatever the order and signs of the
 recovered sources.
 """
 
-import warnings
 
 import numpy as np
 import pytest
@@ -160,21 +159,29 @@ def test_fastica_step_converges_fast_near_the_sources():
 # -------------------------------------------------------- overcomplete RICA
 
 
+def _finite_differences(f, W, eps=1e-6):
+    numeric = np.zeros(W.shape)
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            step = torch.zeros_like(W)
+            step[i, j] = eps
+            numeric[i, j] = (float(f(W + step)) - float(f(W - step))) / (2 * eps)
+    return numeric
+
+
 def test_rica_gradient_matches_finite_differences():
     rng = np.random.RandomState(0)
     Xw = torch.as_tensor(rng.standard_normal((40, 3)))
     W = torch.as_tensor(rng.standard_normal((5, 3)))
     alpha = 0.7
     _, grad = solvers.rica_cost(Xw, W, alpha)
-    eps = 1e-6
-    numeric = np.zeros(W.shape)
-    for i in range(W.shape[0]):
-        for j in range(W.shape[1]):
-            step = torch.zeros_like(W)
-            step[i, j] = eps
-            up = float(solvers.rica_cost(Xw, W + step, alpha)[0])
-            down = float(solvers.rica_cost(Xw, W - step, alpha)[0])
-            numeric[i, j] = (up - down) / (2 * eps)
+    numeric = _finite_differences(lambda V: solvers.rica_cost(Xw, V, alpha)[0], W)
+    np.testing.assert_allclose(grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
+    # The same through the fixed row norm that the fit optimises over.
+    _, grad = solvers.rica_cost_equal_rows(Xw, W, alpha, 0.8)
+    numeric = _finite_differences(
+        lambda V: solvers.rica_cost_equal_rows(Xw, V, alpha, 0.8)[0], W
+    )
     np.testing.assert_allclose(grad.numpy(), numeric, rtol=1e-6, atol=1e-8)
     # The cost itself, written out from Le et al. (2011).
     Z = Xw.numpy() @ W.numpy().T
@@ -200,40 +207,61 @@ def atom_recovery(A, D):
     return float(np.abs(D @ A).max(axis=0).mean())
 
 
-def test_rica_recovers_overcomplete_atoms_better_than_chance():
-    scores, chance = [], []
+def _start_atoms(X, n_components, seed):
+    """The atoms of the fit's random start: a Parseval frame of equal rows
+    drawn first from ``RandomState(seed)``, on the data's whitening."""
+    Xc = torch.as_tensor(X - X.mean(axis=0))
+    values, vectors = torch.linalg.eigh(Xc.T @ Xc / len(X))
+    p = X.shape[1]
+    _, K_inv = solvers.whitening(values, vectors, p)
+    R = torch.as_tensor(np.random.RandomState(seed).standard_normal((n_components, p)))
+    norm = solvers.rica_row_norm(n_components, p)
+    W0 = solvers.equal_rows(solvers.tight_frame(R), norm)
+    W0 = solvers.equal_rows(solvers.tight_frame(W0), norm)
+    return (W0 @ K_inv).numpy()
+
+
+def test_rica_recovers_overcomplete_atoms_better_than_its_start():
+    fitted, start, chance = [], [], []
     for seed in range(3):
-        X, A, rng = _sparse_overcomplete(seed)
-        model = DictionaryLearner(
-            8, code="independent", alpha=0.5, tol=1e-9, max_iter=300, random_state=seed
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X)
-        assert model.components_.shape == (8, 4)
-        assert model.unmixing_.shape == (8, 4)
-        scores.append(atom_recovery(A, model.components_))
-        chance += [atom_recovery(A, rng.standard_normal((8, 4))) for _ in range(200)]
-    # Measured: 0.915 vs 0.77 for random atoms (complete FastICA, 4 atoms
-    # at most: 0.88).
-    assert np.mean(scores) > np.mean(chance) + 0.1
+        X, A, rng = _sparse_overcomplete(seed, 8, 16, 6000)
+        model = DictionaryLearner(16, code="independent", alpha=0.5, random_state=seed)
+        model.fit(X)
+        assert model.components_.shape == (16, 8)
+        assert model.unmixing_.shape == (16, 8)
+        fitted.append(atom_recovery(A, model.components_))
+        start.append(atom_recovery(A, _start_atoms(X, 16, seed)))
+        chance += [atom_recovery(A, rng.standard_normal((16, 8))) for _ in range(100)]
+    # Measured: 0.85 fitted, 0.76 at the start, 0.65 for random atoms (and
+    # 0.75 with the sign of the sparsity gradient flipped). Sparse coding
+    # does better on such data: see benchmarks/bench_ica.py.
+    assert np.mean(fitted) > np.mean(start) + 0.05
+    assert np.mean(fitted) > np.mean(chance) + 0.1
 
 
-def test_rica_fit_lowers_its_cost_from_the_tight_frame():
+def test_rica_fit_lowers_its_cost_and_keeps_every_atom():
     X, _, _ = _sparse_overcomplete(0)
     model = DictionaryLearner(8, code="independent", alpha=0.5, random_state=0)
     model.fit(X)
-    # The same start, by hand: whitening of all 4 directions, random frame.
     Xc = torch.as_tensor(X - X.mean(axis=0))
     values, vectors = torch.linalg.eigh(Xc.T @ Xc / len(X))
     K, K_inv = solvers.whitening(values, vectors, 4)
-    rng = np.random.RandomState(0)
-    W0 = solvers.tight_frame(torch.as_tensor(rng.standard_normal((8, 4))))
-    np.testing.assert_allclose((W0.T @ W0).numpy(), np.eye(4), atol=1e-12)
+    Xw = Xc @ K.T
     W = torch.as_tensor(model.unmixing_) @ K_inv.T
-    start = float(solvers.rica_cost(Xc @ K.T, W0, 0.5)[0])
-    end = float(solvers.rica_cost(Xc @ K.T, W, 0.5)[0])
-    assert end < 0.95 * start
+    # Every row keeps the norm sqrt(p / k) of a Parseval frame's rows: the
+    # sparsity term cannot shrink an atom away.
+    np.testing.assert_allclose(W.norm(dim=1).numpy(), np.sqrt(4 / 8))
+    assert np.all(np.linalg.norm(model.components_, axis=1) > 0.1)
+    # Lower than any random start of the same kind (a wrong gradient sign
+    # climbs instead).
+    rng = np.random.RandomState(1)
+    norm = solvers.rica_row_norm(8, 4)
+    end = float(solvers.rica_cost(Xw, W, 0.5)[0])
+    for _ in range(5):
+        W0 = solvers.equal_rows(
+            solvers.tight_frame(torch.as_tensor(rng.standard_normal((8, 4)))), norm
+        )
+        assert end < 0.98 * float(solvers.rica_cost(Xw, W0, 0.5)[0])
     # The penalty is in the score: -(0.5 ||x - x_hat||^2 + alpha sum log cosh z).
     Z = model.transform(X)
     residual = X - model.inverse_transform(Z)
