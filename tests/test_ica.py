@@ -6,7 +6,6 @@ that product is a scaled permutation, whatever the order and signs of the
 recovered sources.
 """
 
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +13,7 @@ from sklearn.decomposition import PCA, FastICA
 from sklearn.exceptions import ConvergenceWarning
 
 import skae
-from skae import DictionaryLearner
+from skae import DictionaryLearner, _persistence
 from skae import _dictionary_solvers as solvers
 
 SEEDS = [0, 1, 2, 3, 4]
@@ -339,3 +338,26 @@ def test_bad_input_gives_clear_errors_and_leaves_the_model():
     with pytest.raises(ValueError, match="3 features"):
         model.transform(X[:, :2])
     np.testing.assert_array_equal(model.unmixing_, unmixing)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda t: t.__setitem__(
+            "attr.unmixing_", torch.zeros(2, 2, dtype=torch.float64)
+        ),
+        lambda t: t["attr.unmixing_"].fill_(np.inf),
+        lambda t: t.__setitem__("attr.unmixing_", t["attr.unmixing_"].float()),
+    ],
+    ids=["shape", "inf", "dtype"],
+)
+def test_a_file_with_a_bad_unmixing_is_refused(tmp_path, tamper):
+    X, _, _ = _mixture(4)
+    path = tmp_path / "ica.skae"
+    skae.save(DictionaryLearner(3, code="independent", random_state=0).fit(X), path)
+    payload = torch.load(path, weights_only=True)
+    tamper(payload["tensors"])
+    payload["sha256"] = _persistence._digest(payload)
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="unmixing_"):
+        skae.load(path)
