@@ -1,7 +1,7 @@
 """Dictionary learning as a linear-decoder autoencoder: ``X ~ Z @ components_``.
 
-One estimator covers PCA, NMF, k-means, ICA and sparse coding; the constraint on the
-codes (and atoms) picks which. Each value of ``code`` is one small class here
+One estimator covers PCA, NMF, k-means, ICA and sparse coding; the constraint on
+the codes (and atoms) picks which. Each value of ``code`` is one small class here
 (its start, code step, atom step and running statistics), registered in
 ``_CODE_TYPES``, as scikit-learn's NMF keeps one function per solver. The
 estimator validates, seeds, stores the fitted state and asks its code type for
