@@ -10,14 +10,19 @@ learned dictionary is then judged the same way, by the documented
 
 with Z the exact lasso codes of X for that dictionary (scikit-learn's
 ``sparse_encode(algorithm="lasso_cd")``, not timed). Wall times are for
-``fit`` only. Each skae mode is compared with its scikit-learn counterpart:
-the online mode (``batch_size``) with ``MiniBatchDictionaryLearning`` at the
-same batch size, the full-batch mode with ``DictionaryLearning`` at the same
-number of alternations (both start from the same SVD dictionary).
+``fit`` only. Every estimator runs with its defaults, as a user would, except
+the sizes (``n_components``, ``alpha``, ``batch_size``) and the seed. Each skae
+mode is compared with its scikit-learn counterpart: the online mode
+(``batch_size``) with ``MiniBatchDictionaryLearning`` at the same batch size,
+the full-batch mode with ``DictionaryLearning`` (whose iterations on patches
+are capped by ``--dl-max-iter``: its lars code step costs ~10 s per pass over
+20000 patches; on ``--data digits`` it runs uncapped). ``--seeds`` repeats
+everything per seed.
 
-Run: ``python benchmarks/bench_dictionary.py`` (about 4 minutes on 2 cores,
-most of it ``DictionaryLearning``). ``--threads 1`` limits torch and the BLAS
-to one thread each, for a fair comparison beside another job.
+Run: ``python benchmarks/bench_dictionary.py`` (about 5 minutes on 2 cores,
+most of it ``DictionaryLearning``); ``--data digits`` for scikit-learn's
+digits (1797 x 64, standardised pixels). ``--threads 1`` limits torch and the
+BLAS to one thread each, for a fair comparison beside another job.
 """
 
 import argparse
@@ -58,8 +63,19 @@ def objective(X, D, alpha):
     return 0.5 * np.sum((X - Z @ D) ** 2) + alpha * np.abs(Z).sum()
 
 
+def load_digits_scaled():
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data
+    X = X - X.mean(axis=0)
+    std = X.std(axis=0)
+    return X / np.where(std > 0, std, 1.0)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", choices=["patches", "digits"], default="patches")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--n-patches", type=int, default=20000)
     parser.add_argument("--n-atoms", type=int, default=100)
     parser.add_argument("--alpha", type=float, default=1.0)
@@ -67,9 +83,9 @@ def main():
     parser.add_argument(
         "--dl-max-iter",
         type=int,
-        default=10,
-        help="cap on DictionaryLearning's iterations (its lars code step costs "
-        "~10 s per pass over 20000 patches here)",
+        default=None,
+        help="cap on DictionaryLearning's iterations (default: 10 on patches, "
+        "its own default of 1000 on digits)",
     )
     parser.add_argument(
         "--threads",
@@ -82,78 +98,108 @@ def main():
         torch.set_num_threads(args.threads)
         threadpool_limits(args.threads)
 
-    X = load_patches(args.n_patches)
+    X = load_patches(args.n_patches) if args.data == "patches" else load_digits_scaled()
+    dl_max_iter = args.dl_max_iter or (10 if args.data == "patches" else 1000)
     k, alpha, bs = args.n_atoms, args.alpha, args.batch_size
-    print(f"# {X.shape[0]} patches x {X.shape[1]} pixels, {k} atoms, alpha={alpha}")
+    print(f"# {X.shape[0]} {args.data} rows x {X.shape[1]}, {k} atoms, alpha={alpha}")
     print(
         f"# {machine_line()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}"
     )
     print(f"# load average before: {os.getloadavg()[0]:.2f}")
 
     skae_online = f"skae DictionaryLearner(batch_size={bs})"
-    skae_full = f"skae DictionaryLearner(max_iter={args.dl_max_iter})"
+    skae_full = "skae DictionaryLearner()"
     sklearn_online = f"sklearn MiniBatchDictionaryLearning(batch_size={bs})"
-    sklearn_full = f"sklearn DictionaryLearning(max_iter={args.dl_max_iter})"
-    methods = [
-        (
-            skae_online,
-            sklearn_online,
-            DictionaryLearner(
-                k, alpha=alpha, batch_size=bs, max_iter=2, tol=1e-3, random_state=0
+    sklearn_full = f"sklearn DictionaryLearning(max_iter={dl_max_iter})"
+
+    def methods(seed):
+        return [
+            (
+                skae_online,
+                sklearn_online,
+                DictionaryLearner(k, alpha=alpha, batch_size=bs, random_state=seed),
             ),
-        ),
-        (
-            skae_full,
-            sklearn_full,
-            DictionaryLearner(
-                k, alpha=alpha, max_iter=args.dl_max_iter, tol=0.0, random_state=0
+            (
+                skae_full,
+                sklearn_full,
+                DictionaryLearner(k, alpha=alpha, random_state=seed),
             ),
-        ),
-        (
-            sklearn_online,
-            None,
-            MiniBatchDictionaryLearning(k, alpha=alpha, batch_size=bs, random_state=0),
-        ),
-        (
-            sklearn_full,
-            None,
-            DictionaryLearning(
-                k, alpha=alpha, max_iter=args.dl_max_iter, random_state=0
+            (
+                sklearn_online,
+                None,
+                MiniBatchDictionaryLearning(
+                    k, alpha=alpha, batch_size=bs, random_state=seed
+                ),
             ),
-        ),
-    ]
-    rows = {}
-    for name, counterpart, model in methods:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            _, seconds = timed(model.fit, X)
-        rows[name] = {
+            (
+                sklearn_full,
+                None,
+                DictionaryLearning(
+                    k, alpha=alpha, max_iter=dl_max_iter, random_state=seed
+                ),
+            ),
+        ]
+
+    runs = {}
+    for seed in args.seeds:
+        for name, counterpart, model in methods(seed):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                _, seconds = timed(model.fit, X)
+            run = runs.setdefault(name, {"counterpart": counterpart, "runs": []})
+            run["runs"].append(
+                {
+                    "objective": objective(X, model.components_, alpha),
+                    "seconds": seconds,
+                    "passes": getattr(model, "n_iter_", float("nan")),
+                }
+            )
+            print(f"# done: {name}, seed {seed}, in {seconds:.1f} s", flush=True)
+    rows = []
+    for name, run in runs.items():
+        other = runs.get(run["counterpart"])
+        per_seed = run["runs"]
+        row = {
             "method": name,
-            "counterpart": counterpart,
             "n_atoms": k,
-            # A string: the table's 4 significant digits hide the gaps.
-            "objective": f"{objective(X, model.components_, alpha):.1f}",
-            "wall time (s)": seconds,
-            "passes": getattr(model, "n_iter_", ""),
+            # Strings: the table's 4 significant digits hide the gaps.
+            "objective": _spread([r["objective"] for r in per_seed], "{:.1f}"),
+            "wall time (s)": _spread([r["seconds"] for r in per_seed], "{:.2f}"),
+            "passes": _spread([r["passes"] for r in per_seed], "{:.3g}"),
+            "objective / counterpart": "",
+            "time / counterpart": "",
         }
-        print(f"# done: {name} in {seconds:.1f} s", flush=True)
-    for row in rows.values():
-        other = rows.get(row.pop("counterpart"))
-        row["time / sklearn counterpart"] = (
-            row["wall time (s)"] / other["wall time (s)"] if other else ""
-        )
+        if other:
+            pairs = list(zip(per_seed, other["runs"], strict=True))
+            row["objective / counterpart"] = _spread(
+                [a["objective"] / b["objective"] for a, b in pairs], "{:.4f}"
+            )
+            row["time / counterpart"] = _spread(
+                [a["seconds"] / b["seconds"] for a, b in pairs], "{:.3f}"
+            )
+        rows.append(row)
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
     print_table(
-        list(rows.values()),
+        rows,
         [
             "method",
             "n_atoms",
             "objective",
             "wall time (s)",
-            "time / sklearn counterpart",
             "passes",
+            "objective / counterpart",
+            "time / counterpart",
         ],
     )
+
+
+def _spread(values, fmt):
+    """Mean, and +- the standard deviation when there are several seeds."""
+    values = np.asarray(values, dtype=float)
+    text = fmt.format(values.mean())
+    if len(values) > 1:
+        text += " ± " + fmt.format(values.std(ddof=1))
+    return text
 
 
 if __name__ == "__main__":

@@ -307,11 +307,17 @@ class Reference:
     def _behaviour(self, model):
         # Codes, reconstructions, and the codes after one more partial_fit
         # when the parameters are the original's (with other valid ones the
-        # file describes a differently configured model).
-        Z = model.transform(self.X)
-        behaviour = [Z, model.inverse_transform(Z), None]
+        # file describes a differently configured model). A detector has no
+        # codes: its scores and p-values instead.
+        if hasattr(model, "transform"):
+            Z = model.transform(self.X)
+            behaviour = [Z, model.inverse_transform(Z), None]
+            output = "transform"
+        else:
+            behaviour = [model.score_samples(self.X), model.p_values(self.X), None]
+            output = "score_samples"
         if _same(model.get_params(), self.params):
-            behaviour[2] = model.partial_fit(self.X).transform(self.X)
+            behaviour[2] = getattr(model.partial_fit(self.X), output)(self.X)
         return behaviour
 
     def outcome(self, path):

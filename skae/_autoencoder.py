@@ -49,7 +49,10 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
     Parameters
     ----------
     n_components : int, default=2
-        Size of the code (latent space).
+        Size of the code (latent space). The default gives a 2-D map to plot,
+        as scikit-learn's manifold learners (``Isomap``, ``TSNE``) default
+        to; for features in a ``Pipeline``, set it (or search it) as you
+        would PCA's ``n_components``.
     hidden_layer_sizes : array-like of int, default=(128, 64)
         Widths of the encoder's hidden layers, input side first; the decoder
         mirrors them. ``()`` gives a single linear map each way.

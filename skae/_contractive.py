@@ -75,7 +75,8 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     Parameters
     ----------
     n_components : int, default=32
-        Size of the code.
+        Size of the code. The default suits features for a downstream model:
+        the penalty, not a narrow bottleneck, shapes what the code keeps.
     contraction_weight : float, default=1.0
         Weight :math:`\lambda` of the Jacobian penalty, per input feature: the
         penalty is :math:`\lambda \lVert J \rVert_F^2 / n_\text{features}`,

@@ -89,17 +89,23 @@ class _CodeType:
     """
 
     code = None
+    # ``tol="auto"``: the relative objective decrease at which a full-batch
+    # fit of this code type has done its work (see each subclass).
+    default_tol = 1e-5
     # X must be non-negative (scikit-learn's ``positive_only`` input tag).
     positive_only = False
     # Solved in closed form, so ``n_init`` restarts would all agree.
     exact = False
 
-    def __init__(self, *, n_components, alpha, max_iter, tol, verbose):
+    def __init__(
+        self, *, n_components, alpha, max_iter, tol, verbose, max_no_improvement=None
+    ):
         self.n_components = n_components
         self.alpha = alpha
         self.max_iter = max_iter
-        self.tol = tol
+        self.tol = self.default_tol if tol == "auto" else tol
         self.verbose = verbose
+        self.max_no_improvement = max_no_improvement
 
     def check_input(self, X):
         """Raise ValueError for data this code type cannot reconstruct."""
@@ -157,9 +163,24 @@ class _CodeType:
         return objective
 
     def fit_stream(self, Xt, rng, init, batch_size):
-        """Mini-batch fit: passes over shuffled batches until the atoms settle."""
+        """Mini-batch fit: shuffled batches until the objective stops falling.
+
+        Two stopping rules, as in scikit-learn's MiniBatchDictionaryLearning:
+        the moving average of the per-row batch objective has not reached a
+        new minimum for ``max_no_improvement`` batches in a row (checked after
+        every batch, so a fit on many rows may stop within its first pass),
+        or a whole pass changes the atoms by less than ``tol`` times their
+        norm.
+        """
         n_samples = Xt.shape[0]
         state = self.start_stream(Xt, rng, init)
+        plateau = _Plateau(
+            self.max_no_improvement,
+            weight=batch_size / (n_samples + 1),
+            # The first steps learn from statistics of a batch or two, so
+            # their objectives say little: skip one pass, at most 100 steps.
+            warmup=min(100, math.ceil(n_samples / batch_size)),
+        )
         converged = False
         for it in range(1, self.max_iter + 1):
             order = torch.as_tensor(rng.permutation(n_samples), device=Xt.device)
@@ -167,10 +188,16 @@ class _CodeType:
             objective = 0.0
             for start in range(0, n_samples, batch_size):
                 batch = Xt[order[start : start + batch_size]]
-                objective += self.step(batch, state, rng)
+                batch_objective = self.step(batch, state, rng)
+                objective += batch_objective
+                if plateau.reached(batch_objective / batch.shape[0]):
+                    converged = True
+                    break
             self.log(it, objective)
+            if converged:
+                break
             # Summed batch objectives are noisy (each batch is coded with the
-            # atoms of its time), so convergence is read off the atoms.
+            # atoms of its time), so the pass-level rule reads the atoms.
             change = torch.linalg.matrix_norm(state["components_"] - D_prev)
             if change <= self.tol * torch.linalg.matrix_norm(D_prev):
                 converged = True
@@ -184,6 +211,41 @@ class _CodeType:
     def log(self, it, objective):
         if self.verbose:
             print(f"[DictionaryLearner] iteration {it}: objective {objective:.6g}")
+
+
+class _Plateau:
+    """Has a noisy per-batch objective stopped falling?
+
+    Keeps an exponentially weighted moving average of the per-row batch
+    objective with weight ``weight`` per batch (the batch's share of the
+    data, as scikit-learn's MiniBatchDictionaryLearning does, so one pass
+    averages about the whole data set) and reports a plateau once the
+    average has not reached a new minimum for ``patience`` batches in a row.
+    The first ``warmup`` values are ignored. ``patience=None`` never reports
+    a plateau.
+    """
+
+    def __init__(self, patience, *, weight, warmup):
+        self.patience = patience
+        self.weight = min(1.0, weight)
+        self.warmup = warmup
+        self.average = None
+        self.best = math.inf
+        self.stale = 0
+
+    def reached(self, value):
+        if self.warmup > 0:
+            self.warmup -= 1
+            return False
+        if self.average is None:
+            self.average = value
+        else:
+            self.average += self.weight * (value - self.average)
+        if self.average < self.best:
+            self.best, self.stale = self.average, 0
+        else:
+            self.stale += 1
+        return self.patience is not None and self.stale >= self.patience
 
 
 class _AlternatingCodes(_CodeType):
@@ -259,6 +321,11 @@ class _SparseCodes(_AlternatingCodes):
     """``code="sparse"``: lasso codes, atoms in the unit ball."""
 
     code = "sparse"
+    # scikit-learn's DictionaryLearning stops at 1e-8 after up to 1000
+    # alternations; at 1e-5 ours ended 0.09% above its objective on digits
+    # (bench_dictionary.py --data digits), at 1e-7 within 1e-6 of it, in
+    # 221 alternations and under 0.1x its time.
+    default_tol = 1e-7
 
     def objective(self, Xc, Z, D):
         return super().objective(Xc, Z, D) + self.alpha * Z.abs().sum(dim=1)
@@ -325,6 +392,9 @@ class _NonnegativeCodes(_AlternatingCodes):
     """``code="nonnegative"``: NMF, codes and atoms by HALS."""
 
     code = "nonnegative"
+    # scikit-learn's NMF default: smaller steps barely move its objective
+    # (0.5% from 1e-5 over 1000 alternations on digits) at 5x the time.
+    default_tol = 1e-4
     positive_only = True
 
     def check_input(self, X):
@@ -745,19 +815,31 @@ class DictionaryLearner(
         the smooth L1 penalty ``log cosh`` of overcomplete
         ``code="independent"`` (RICA). Not used by the other code types.
 
-    max_iter : int, default=200
+    max_iter : int, default=1000
         Maximum number of alternations (full batch) or of passes over the data
-        (mini-batch); of fixed-point iterations (complete) or L-BFGS
-        iterations (overcomplete) for ``"independent"``.
+        (mini-batch), as in scikit-learn's ``DictionaryLearning`` and
+        ``MiniBatchDictionaryLearning``; of fixed-point iterations (complete)
+        or L-BFGS iterations (overcomplete) for ``"independent"``. Fits
+        normally stop well before it, by ``tol`` or ``max_no_improvement``.
 
-    tol : float, default=1e-5
+    tol : float or "auto", default="auto"
         Full batch: stop when the objective decreases by less than ``tol``
         times its value from one iteration to the next. Mini-batch: stop when
         a pass changes the dictionary by less than ``tol`` times its norm
         (Frobenius). ``"independent"``: complete, stop when no row of ``W``
         turns by more than ``tol`` (``max_j ||<w_j^new, w_j>| - 1| < tol``, as
         ``FastICA``); overcomplete, when an L-BFGS step changes the cost by
-        less than ``tol`` times its starting value.
+        less than ``tol`` times its starting value. ``"auto"`` picks per code
+        type the tolerance at which a fit has done its work: 1e-7 for
+        ``"sparse"`` (reaches ``DictionaryLearning``'s objective), 1e-4 for
+        ``"nonnegative"`` (``NMF``'s default), 1e-5 otherwise.
+
+    max_no_improvement : int or None, default=10
+        Mini-batch only: stop when the moving average of the per-row batch
+        objective has not improved for this many consecutive batches, as
+        scikit-learn's ``MiniBatchDictionaryLearning`` does (same name, same
+        default). ``None`` turns this rule off, leaving ``tol`` and
+        ``max_iter``. Not used by ``"independent"``, which fits on all rows.
 
     batch_size : int, default=None
         ``None`` alternates on the full data set. An int uses the online
@@ -964,8 +1046,9 @@ class DictionaryLearner(
         "code": [StrOptions(set(_CODE_TYPES))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "max_no_improvement": [Interval(Integral, 1, None, closed="left"), None],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "device": [str, torch.device],
@@ -978,9 +1061,10 @@ class DictionaryLearner(
         *,
         code="sparse",
         alpha=1.0,
-        max_iter=200,
-        tol=1e-5,
+        max_iter=1000,
+        tol="auto",
         batch_size=None,
+        max_no_improvement=10,
         n_init=1,
         random_state=None,
         device="auto",
@@ -992,6 +1076,7 @@ class DictionaryLearner(
         self.max_iter = max_iter
         self.tol = tol
         self.batch_size = batch_size
+        self.max_no_improvement = max_no_improvement
         self.n_init = n_init
         self.random_state = random_state
         self.device = device
@@ -1228,6 +1313,7 @@ class DictionaryLearner(
             max_iter=self.max_iter,
             tol=self.tol,
             verbose=self.verbose,
+            max_no_improvement=self.max_no_improvement,
         )
 
     def _fitted_code_type(self):

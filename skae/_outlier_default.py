@@ -268,6 +268,15 @@ class AutoencoderEnsemble(BaseEstimator):
             normalizers.append(_positive_mean(total))
         self.normalizers_ = np.array(normalizers)
 
+    def _index_reference(self):
+        """Rebuild the neighbours' indices from ``reference_`` (runtime state:
+        :func:`skae.load` calls this once the members are restored)."""
+        S = self._scaled(self.reference_)
+        self._neighbors = [
+            NearestNeighbors().fit(self._reconstruct(member, S))
+            for member in self.estimators_
+        ]
+
     # --------------------------------------------------------------- fitting
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

@@ -15,15 +15,22 @@ containers: no code from a file ever runs. The archive holds one dictionary
     sha256          SHA-256 of all the above (header and tensor bytes)
 
 What a file keeps (the persistence contract, held by a test for every
-estimator): the parameters (an autoencoder given as a parameter, such as
-``AutoencoderClassifier``'s ``autoencoder`` or ``encoder``, by its class and
-parameters: not its fitted state); every public fitted attribute (names ending in
-``_``, including the fitted network's description ``architecture_`` and the
-root of the random streams ``random_seed_``); the weights of the fitted torch
-module; and the optimizer's moment estimates (Adam's ``exp_avg``,
-``exp_avg_sq`` and step count per parameter, keyed by parameter name). So
+estimator): the parameters (an estimator given as a parameter, such as
+``AutoencoderClassifier``'s ``autoencoder`` or ``OutlierDetector``'s
+``estimator``, by its class and parameters: not its fitted state); every
+public fitted attribute (names ending in ``_``, including the fitted network's
+description ``architecture_`` and the root of the random streams
+``random_seed_``); the weights of the fitted torch module; and the optimizer's
+moment estimates (Adam's ``exp_avg``, ``exp_avg_sq`` and step count per
+parameter, keyed by parameter name). A fitted estimator held by another
+(``OutlierDetector.estimator_``, the default ensemble's ``estimators_``) is
+kept whole, the same way: a header of its own inside its holder's, its
+tensors named under its attribute (``attr.estimator_.``...). So
 ``load(path).partial_fit(X)`` takes exactly the step the saved estimator would
-have taken. Runtime caches (private attributes) are not kept.
+have taken. Runtime caches (private attributes) are not kept; those a model
+needs (the default ensemble's neighbour indices) are rebuilt on load from the
+fitted attributes. An ``OutlierDetector`` around another library's estimator
+(``PCA``, ...) is refused by :func:`save`: its state has no code-free form.
 
 What :func:`load` checks, in order, before it builds anything a file's
 contents could make large (a file that fails any check raises one
@@ -44,12 +51,17 @@ contents could make large (a file that fails any check raises one
    its parameters accept; its network (built on PyTorch's ``meta`` device,
    which allocates nothing) has exactly the stored weights' names, shapes and
    dtypes and maps ``n_features_in_`` inputs to ``n_components_`` codes; the
-   weights and the optimizer's moments are finite and match each other.
+   weights and the optimizer's moments are finite and match each other;
+4. a nested fitted estimator (a detector's ``estimator_``, an ensemble's
+   members): of a class its holder can hold, through all of 3. itself,
+   reading only tensors under its own prefix, and consistent with its holder
+   (the same ``n_features_in_``; for a detector, held-out rows of that width,
+   their sorted scores, a threshold that is not NaN).
 
-Only then is the module built, on the CPU or ``device``, from the stored
-weights. :func:`save` runs the same checks on what it is about to write, so it
-refuses what :func:`load` would refuse, and replaces the destination
-atomically.
+Only then is the module built (the nested ones first), on the CPU or
+``device``, from the stored weights. :func:`save` runs the same checks on what
+it is about to write, so it refuses what :func:`load` would refuse, and
+replaces the destination atomically.
 """
 
 import contextlib
@@ -66,8 +78,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
+from skae._autoencoder import AutoencoderTransformer
 from skae._base import BaseAutoencoder
 from skae._classifier import _BaseSupervisedAutoencoder
+from skae._outlier import OutlierDetector
+from skae._outlier_default import AutoencoderEnsemble
 from skae.nn import ACTIVATIONS
 
 FORMAT_NAME = "skae-estimator"
@@ -112,10 +127,17 @@ def _encode(value, tensors, key):
         return value.item()
     if isinstance(value, torch.device):
         return {"__device__": str(value)}
-    if isinstance(value, BaseEstimator) and _family(type(value)) == "autoencoder":
-        # An autoencoder given as a parameter (AutoencoderClassifier's
-        # autoencoder= or encoder=): its class and parameters, not its fitted
-        # state (what a fitted encoder taught is in the weights of module_).
+    if isinstance(value, BaseEstimator):
+        if _family(type(value)) is None:
+            raise TypeError(
+                f"Cannot save {key.split('.')[-1]!r}, a {type(value).__name__}: the "
+                "safe format holds skae's own estimators only. Save the whole model "
+                "with joblib (or pickle, for files you trust) instead."
+            )
+        # An estimator given as a parameter (AutoencoderClassifier's
+        # autoencoder= or encoder=, OutlierDetector's estimator=): its class
+        # and parameters, not its fitted state (what a fitted encoder taught
+        # is in the weights of module_; OutlierDetector fits a clone).
         params = value.get_params(deep=False)
         return {
             "__estimator__": {
@@ -162,16 +184,38 @@ def _put(tensors, key, tensor):
 
 
 class _Tensors:
-    """The file's tensors, handed out by name, each at most once."""
+    """The file's tensors, handed out by name, each at most once.
 
-    def __init__(self, tensors, known=None):
+    A fitted estimator nested in another (``OutlierDetector.estimator_``)
+    reads through a view of the same store restricted to its own key prefix;
+    the views share which tensors are used, and ``pending``: what to build,
+    in order, once the whole file has passed its checks.
+    """
+
+    def __init__(self, tensors, known=None, *, prefix="", used=None, pending=None):
         self.tensors = tensors
-        self.used = set()
+        self.used = set() if used is None else used
         self.known = known or {}
+        self.prefix = prefix
+        self.pending = [] if pending is None else pending
+
+    def nested(self, prefix):
+        """The view of a nested estimator's tensors, all named ``prefix...``."""
+        return _Tensors(
+            self.tensors,
+            self.known,
+            prefix=prefix,
+            used=self.used,
+            pending=self.pending,
+        )
 
     def take(self, key):
         if not isinstance(key, str) or key not in self.tensors:
             raise _BadFile(f"the header refers to a missing tensor {key!r}")
+        if not key.startswith(self.prefix):
+            raise _BadFile(
+                f"tensor {key!r} lies outside its estimator's prefix {self.prefix!r}"
+            )
         if key in self.used:
             raise _BadFile(f"the header refers to tensor {key!r} twice")
         self.used.add(key)
@@ -224,12 +268,13 @@ class _Tensors:
         raise _BadFile(f"unexpected structure {_short(value)} in the header")
 
     def estimator(self, payload):
-        """An unfitted autoencoder given as a parameter, checked by its class."""
+        """An unfitted estimator given as a parameter, checked by its class."""
         name = payload.get("class")
         cls = self.known.get(name) if isinstance(name, str) else None
-        if set(payload) != {"class", "params"} or _family(cls) != "autoencoder":
+        if set(payload) != {"class", "params"} or _family(cls) is None:
             raise _BadFile(
-                f"a parameter names {_short(name)}, which is not an skae autoencoder"
+                f"a parameter names {_short(name)}, which is not an skae autoencoder "
+                "or another estimator skae stores"
             )
         params = payload["params"]
         if not isinstance(params, dict):
@@ -262,7 +307,10 @@ def _digest(payload):
     for key in sorted(tensors):
         tensor = tensors[key]
         feed(json.dumps([key, str(tensor.dtype), list(tensor.shape)]).encode())
-        feed(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
+        # An empty tensor (a detector's first, empty window of held-out
+        # rows) has no bytes, and torch cannot view it as bytes.
+        flat = tensor.reshape(-1)
+        feed(memoryview(flat.view(torch.uint8).numpy()) if flat.numel() else b"")
     return h.hexdigest()
 
 
@@ -271,7 +319,9 @@ def _skae_classes():
     """skae's own estimator classes by name (looked up, never imported)."""
     from skae.utils import all_estimators
 
-    return dict(all_estimators())
+    # The default scorer of OutlierDetector is private but stored like the
+    # public estimators: it is the fitted estimator_ of a default detector.
+    return {**dict(all_estimators()), "AutoencoderEnsemble": AutoencoderEnsemble}
 
 
 def _family(cls):
@@ -286,6 +336,10 @@ def _family(cls):
         return "supervised"
     if issubclass(cls, skae.DictionaryLearner):
         return "dictionary"
+    if issubclass(cls, OutlierDetector):
+        return "detector"
+    if issubclass(cls, AutoencoderEnsemble):
+        return "ensemble"
     return None
 
 
@@ -315,6 +369,9 @@ def save(estimator, path):
     ----------
     estimator : skae estimator
         A fitted estimator from :mod:`skae`, or of a class derived from one.
+        An :class:`~skae.OutlierDetector` is stored with its fitted
+        ``estimator_`` when that is skae's own (the default scorer, an skae
+        autoencoder or a :class:`~skae.DictionaryLearner`).
     path : str or path-like
         Destination file (conventionally ``*.skae``).
 
@@ -322,7 +379,9 @@ def save(estimator, path):
     ------
     TypeError
         If ``estimator`` is not an skae estimator (e.g. scikit-learn's
-        ``PCA``: save those with :mod:`joblib` or skops), or holds an
+        ``PCA``: save those with :mod:`joblib` or skops), is an
+        ``OutlierDetector`` around an estimator of another library (the
+        message names it; save those with :mod:`joblib`), or holds an
         attribute the format cannot store.
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
@@ -351,22 +410,13 @@ def save(estimator, path):
     True
     """
     if _family(type(estimator)) is None:
-        name = type(estimator).__name__
-        if name in _skae_classes():
-            # A meta-estimator: its fitted estimator_ may be any scikit-learn
-            # estimator, whose state this code-free format cannot describe.
-            raise TypeError(
-                f"skae.save does not store {name} yet: it wraps a fitted estimator "
-                "of any class, which the code-free format cannot hold. Save it "
-                "with joblib, or save its autoencoder with skae.save."
-            )
         raise TypeError(
-            f"skae.save stores skae estimators; got {name}. "
+            f"skae.save stores skae estimators; got {type(estimator).__name__}. "
             "Save other estimators with joblib or skops."
         )
     check_is_fitted(estimator)
     payload = _payload(estimator)
-    known = {**_skae_classes(), type(estimator).__name__: type(estimator)}
+    known = {**_skae_classes(), **_classes_in(estimator)}
     try:
         _rebuild(json.loads(payload["header"]), payload["tensors"], known)
     except _BadFile as exc:
@@ -434,8 +484,10 @@ def load(path, device=None, *, classes=(), max_bytes=MAX_BYTES):
     types and sizes; ``architecture_``, whose network is built on PyTorch's
     ``meta`` device (no memory) and must match the stored weights' names,
     shapes and dtypes and map ``n_features_in_`` inputs to ``n_components_``
-    codes; finite weights and optimizer moments that match them. Only then
-    is the network built for real.
+    codes; finite weights and optimizer moments that match them. A fitted
+    estimator held by another (an ``OutlierDetector``'s ``estimator_``)
+    passes the same checks, reads only its own tensors and must agree with
+    its holder. Only then is the network built for real.
 
     Examples
     --------
@@ -485,21 +537,21 @@ def load(path, device=None, *, classes=(), max_bytes=MAX_BYTES):
         )
     try:
         header = json.loads(payload["header"])
-        estimator, modules, moments = _rebuild(header, payload["tensors"], known)
+        estimator, pending = _rebuild(header, payload["tensors"], known)
     except (_BadFile, ValueError, RecursionError) as exc:
         raise ValueError(
             f"{path} does not hold a valid skae estimator: {_reason(exc)}."
         ) from None
-    if modules:
+    # Nested estimators first (a detector's estimator_, an ensemble's
+    # members), then those that hold them.
+    for build in pending:
         try:
-            estimator._restore_modules(modules, device)
+            build(device)
         except (RuntimeError, TypeError, KeyError, AttributeError) as exc:
             raise ValueError(
                 f"{path}: the weights could not be restored ({type(exc).__name__}: "
                 f"{exc})."
             ) from None
-    if moments is not None:
-        estimator._optimizer_moments = moments
     return estimator
 
 
@@ -509,37 +561,7 @@ def _payload(estimator):
     from skae import __version__
 
     tensors = {}
-    params = {
-        name: _encode(value, tensors, f"param.{name}")
-        for name, value in estimator.get_params(deep=False).items()
-    }
-    attributes, modules = {}, {}
-    for name, value in vars(estimator).items():
-        if name.startswith("_") or name in params:
-            continue  # parameters are stored above; private runtime state is not
-        if isinstance(value, torch.nn.Module):
-            modules[name] = {}
-            for key, tensor in value.state_dict().items():
-                modules[name][key] = f"module.{name}.{key}"
-                _put(tensors, modules[name][key], tensor)
-            continue
-        attributes[name] = _encode(value, tensors, f"attr.{name}")
-    optimizer = None
-    moments = vars(estimator).get("_optimizer_moments")
-    if moments is not None:
-        optimizer = {}
-        for param, state in moments.items():
-            optimizer[param] = {}
-            for key, tensor in state.items():
-                optimizer[param][key] = f"optimizer.{param}.{key}"
-                _put(tensors, optimizer[param][key], tensor)
-    header = {
-        "class": type(estimator).__name__,
-        "params": params,
-        "attributes": attributes,
-        "modules": modules,
-        "optimizer": optimizer,
-    }
+    header = _header(estimator, tensors, prefix="")
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -547,6 +569,87 @@ def _payload(estimator):
         "header": json.dumps(header),
         "tensors": tensors,
     }
+
+
+def _header(estimator, tensors, prefix):
+    """The header of ``estimator``, its tensors put in ``tensors`` under
+    ``prefix`` (a nested fitted estimator's: its attribute's name)."""
+    # Fitted estimators first: what a detector wraps decides whether it can
+    # be stored, and the refusal should name it.
+    param_values = estimator.get_params(deep=False)
+    nested = _NESTED_ATTRIBUTES.get(_family(type(estimator)), {})
+    attributes, modules = {}, {}
+    for name, value in vars(estimator).items():
+        if name.startswith("_") or name in param_values:
+            continue  # parameters are stored above; private runtime state is not
+        if isinstance(value, torch.nn.Module):
+            modules[name] = {}
+            for key, tensor in value.state_dict().items():
+                modules[name][key] = f"{prefix}module.{name}.{key}"
+                _put(tensors, modules[name][key], tensor)
+            continue
+        key = f"{prefix}attr.{name}"
+        if name in nested:
+            attributes[name] = _encode_fitted(
+                estimator, name, value, nested[name], tensors, key
+            )
+        else:
+            attributes[name] = _encode(value, tensors, key)
+    optimizer = None
+    moments = vars(estimator).get("_optimizer_moments")
+    if moments is not None:
+        optimizer = {}
+        for param, state in moments.items():
+            optimizer[param] = {}
+            for key, tensor in state.items():
+                optimizer[param][key] = f"{prefix}optimizer.{param}.{key}"
+                _put(tensors, optimizer[param][key], tensor)
+    params = {
+        name: _encode(value, tensors, f"{prefix}param.{name}")
+        for name, value in param_values.items()
+    }
+    return {
+        "class": type(estimator).__name__,
+        "params": params,
+        "attributes": attributes,
+        "modules": modules,
+        "optimizer": optimizer,
+    }
+
+
+def _encode_fitted(owner, name, value, nesting, tensors, key):
+    """A fitted estimator (or a list of them) held by ``owner.name``: each
+    as a full header of its own, its tensors under ``key.`` (``key.i.``)."""
+    many, accepts, what = nesting
+    values = value if many else [value]
+    if many and not isinstance(value, list):
+        raise TypeError(f"Cannot save {name!r}: it is not a list of estimators.")
+    for one in values:
+        if not accepts(type(one)):
+            raise TypeError(
+                f"skae.save cannot store this {type(owner).__name__}: its {name} "
+                f"is a fitted {type(one).__name__}, and the safe format stores "
+                f"{type(owner).__name__} only when its {name} is {what}. Save it "
+                "with joblib (or pickle, for files you trust) instead."
+            )
+    encoded = [
+        {"__fitted__": _header(one, tensors, f"{key}.{i}." if many else f"{key}.")}
+        for i, one in enumerate(values)
+    ]
+    return encoded if many else encoded[0]
+
+
+def _classes_in(estimator):
+    """``estimator``'s class and those of the fitted estimators it holds, by
+    name (so that save checks a file of a user's classes as load would with
+    ``classes=[...]``)."""
+    found = {type(estimator).__name__: type(estimator)}
+    for name in _NESTED_ATTRIBUTES.get(_family(type(estimator)), {}):
+        value = getattr(estimator, name, None)
+        for one in value if isinstance(value, list) else [value]:
+            if isinstance(one, BaseEstimator):
+                found.update(_classes_in(one))
+    return found
 
 
 def _write_atomically(path, payload):
@@ -691,50 +794,104 @@ def _check_payload(payload):
 def _rebuild(header, tensors, known):
     """The estimator a file describes, checked against its class.
 
-    Returns ``(estimator, modules, moments)``: the estimator with its
-    parameters and fitted attributes set, the state dicts of its modules (to
-    be restored by the caller) and its optimizer's moments. Nothing is
-    allocated beyond the file's own tensors: networks are only built on
-    PyTorch's ``meta`` device.
+    Returns ``(estimator, pending)``: the estimator with its parameters and
+    fitted attributes set, and what the caller builds once everything has
+    passed, in order (``pending(device)``: the modules from their state
+    dicts, the optimizer's moments, then what the estimators holding them
+    derive from them). Nothing is allocated beyond the file's own tensors:
+    networks are only built on PyTorch's ``meta`` device.
     """
+    store = _Tensors(tensors, known)
+    estimator = _rebuild_one(store, header)
+    store.check_all_used()
+    return estimator, store.pending
+
+
+def _rebuild_one(store, header):
+    """One estimator of the file (the top one or a nested one), checked
+    against its class; its pending steps are added to ``store.pending``."""
     if not isinstance(header, dict) or set(header) != _HEADER_KEYS:
         raise _BadFile(f"the header is not an skae header: {_short(header)}")
     name = header["class"]
-    if not isinstance(name, str) or name not in known:
+    if not isinstance(name, str) or name not in store.known:
         raise _BadFile(
             f"it holds an unknown estimator {_short(name)}; pass your own "
             "estimator classes with load(path, classes=[...])"
         )
-    cls = known[name]
-    store = _Tensors(tensors, known)
+    cls = store.known[name]
+    family = _family(cls)
     try:
-        params = _decode_mapping(store, header["params"], "params")
-        attributes = _decode_mapping(store, header["attributes"], "attributes")
+        estimator = _check_params(
+            cls, _decode_mapping(store, header["params"], "params")
+        )
+        # The names first: a nested estimator is only decoded (and checked)
+        # where the class has one.
+        names = header["attributes"]
+        if not isinstance(names, dict):
+            raise _BadFile("the header's attributes are not a mapping")
+        skae_class = cls in _skae_classes().values()
+        _check_attribute_names(cls, family, names, strict=skae_class)
+        attributes = _decode_mapping(
+            store, names, "attributes", _NESTED_ATTRIBUTES.get(family)
+        )
     except RecursionError:
         raise _BadFile("the header is nested too deeply") from None
-    estimator = _check_params(cls, params)
     modules = _tensor_tree(store, header["modules"], "modules", depth=2)
     moments = header["optimizer"]
     if moments is not None:
         moments = _tensor_tree(store, moments, "optimizer", depth=2)
+    _CHECKS[family](estimator, attributes, modules, moments)
+    if modules:
+        store.pending.append(lambda device: estimator._restore_modules(modules, device))
+    if moments is not None:
+        store.pending.append(
+            lambda device: setattr(estimator, "_optimizer_moments", moments)
+        )
+    if family == "ensemble":
+        # The neighbours' indices are runtime state, rebuilt from reference_
+        # by the restored members.
+        store.pending.append(lambda device: estimator._index_reference())
+    return estimator
 
-    family = _family(cls)
-    skae_class = cls in _skae_classes().values()
-    _check_attribute_names(cls, family, attributes, strict=skae_class)
-    if family == "autoencoder":
-        _check_autoencoder(estimator, attributes, modules, moments)
-    elif family == "supervised":
-        _check_supervised(estimator, attributes, modules, moments)
-    else:
-        _check_dictionary(estimator, attributes, modules, moments)
-    store.check_all_used()
-    return estimator, modules, moments
 
-
-def _decode_mapping(store, mapping, part):
+def _decode_mapping(store, mapping, part, nested=None):
     if not isinstance(mapping, dict):
         raise _BadFile(f"the header's {part} are not a mapping")
-    return {name: store.decode(value) for name, value in mapping.items()}
+    nested = nested or {}
+    return {
+        name: _decode_fitted(store, name, value, nested[name])
+        if name in nested
+        else store.decode(value)
+        for name, value in mapping.items()
+    }
+
+
+def _decode_fitted(store, name, value, nesting):
+    """The fitted estimator(s) an attribute such as ``estimator_`` holds, each
+    checked exactly as a file of its own, with its tensors under its prefix."""
+    many, accepts, what = nesting
+    if many and not (isinstance(value, list) and value):
+        raise _BadFile(f"{name} must be a non-empty list of fitted estimators")
+    fitted = []
+    for i, one in enumerate(value if many else [value]):
+        where = f"{name}[{i}]" if many else name
+        if not (
+            isinstance(one, dict)
+            and set(one) == {"__fitted__"}
+            and isinstance(one["__fitted__"], dict)
+        ):
+            raise _BadFile(f"{where} must be a fitted estimator, got {_short(one)}")
+        header = one["__fitted__"]
+        class_name = header.get("class")
+        cls = store.known.get(class_name) if isinstance(class_name, str) else None
+        if not accepts(cls):
+            raise _BadFile(f"{where} must be {what}, got {_short(class_name)}")
+        prefix = f"{store.prefix}attr.{name}." + (f"{i}." if many else "")
+        try:
+            fitted.append(_rebuild_one(store.nested(prefix), header))
+        except _BadFile as exc:
+            raise _BadFile(f"{where} ({class_name}): {_reason(exc)}") from None
+    return fitted if many else fitted[0]
 
 
 def _tensor_tree(store, tree, part, depth):
@@ -892,6 +1049,16 @@ def _names(value, ctx, name):
     )
 
 
+def _threshold(value, ctx, name):
+    # -inf is the threshold of too few held-out rows: nothing is flagged.
+    _expect(
+        _is_real(value) and not np.isnan(value) and value != np.inf,
+        name,
+        value,
+        "a number below +inf (-inf: too few held-out rows)",
+    )
+
+
 def _seed(value, ctx, name):
     _expect(_is_int(value) and 0 <= value < 2**64, name, value, "a seed in [0, 2**64)")
 
@@ -964,10 +1131,36 @@ _SUPERVISED_ATTRIBUTES = {
     "n_head_iter_": _nonneg,
     "n_pretraining_iter_": _nonneg,
 }
+_DETECTOR_ATTRIBUTES = {
+    "n_features_in_": _positive,
+    "estimator_": None,  # a fitted estimator, checked by its own class
+    "calibration_data_": None,  # checked with calibration_scores_
+    "calibration_scores_": None,
+    "offset_": _threshold,
+    "feature_weights_": _vector("n_features", optional=True),
+    "random_seed_": _seed,
+    "n_batches_": _nonneg,
+}
+_ENSEMBLE_ATTRIBUTES = {
+    "n_features_in_": _positive,
+    "estimators_": None,  # fitted autoencoders, each checked by its class
+    "center_": _vector("n_features"),
+    "scale_": _vector("n_features", positive=True),
+    "data_min_": _vector("n_features"),
+    "data_max_": _vector("n_features"),
+    "data_mean_": _vector("n_features"),
+    "data_var_": _vector("n_features"),
+    "n_samples_seen_": _positive,
+    "reference_": None,  # checked against n_features_in_
+    "n_neighbors_": _positive,
+    "normalizers_": None,  # one per member
+}
 _FAMILY_ATTRIBUTES = {
     "autoencoder": _AUTOENCODER_ATTRIBUTES,
     "dictionary": _DICTIONARY_ATTRIBUTES,
     "supervised": _SUPERVISED_ATTRIBUTES,
+    "detector": _DETECTOR_ATTRIBUTES,
+    "ensemble": _ENSEMBLE_ATTRIBUTES,
 }
 #: Present only for some inputs or settings.
 _OPTIONAL_ATTRIBUTES = {
@@ -1397,3 +1590,124 @@ def _check_array(value, name, shape, kind, ndim=None):
         raise _BadFile(f"{name} must be {ndim}-D, got shape {value.shape}")
     if shape is not None and value.shape != shape:
         raise _BadFile(f"{name} must have shape {shape}, got {value.shape}")
+
+
+def _no_modules(estimator, modules, moments):
+    if modules or moments is not None:
+        raise _BadFile(
+            f"{type(estimator).__name__} has no torch module or optimizer of its "
+            "own (its estimators have)"
+        )
+
+
+def _check_detector(estimator, attributes, modules, moments):
+    """An OutlierDetector: its fitted estimator (already checked by its own
+    class) and held-out rows and scores of consistent sizes."""
+    _no_modules(estimator, modules, moments)
+    n_features = attributes["n_features_in_"]
+    _positive(n_features, None, "n_features_in_")
+    ctx = {"cls": type(estimator), "n_features": n_features}
+    _check_values(type(estimator), "detector", attributes, ctx)
+    inner = attributes["estimator_"]
+    if getattr(inner, "n_features_in_", None) != n_features:
+        raise _BadFile(
+            f"estimator_ has {_short(getattr(inner, 'n_features_in_', None))} "
+            f"features, the detector n_features_in_={n_features}"
+        )
+    data = attributes["calibration_data_"]
+    _expect(
+        isinstance(data, np.ndarray)
+        and data.dtype in (np.float32, np.float64)
+        and data.ndim == 2
+        and data.shape[1] == n_features,
+        "calibration_data_",
+        data if not isinstance(data, np.ndarray) else f"{data.dtype} {data.shape}",
+        f"a float32 or float64 array of shape (n_calibration, {n_features})",
+    )
+    _expect(np.all(np.isfinite(data)), "calibration_data_", "...", "finite")
+    scores = attributes["calibration_scores_"]
+    _check_array(scores, "calibration_scores_", (len(data),), "f")
+    # p-values search the scores by bisection: they must be sorted numbers.
+    _expect(
+        scores.dtype == np.float64
+        and not np.any(np.isnan(scores))
+        and np.all(scores[:-1] <= scores[1:]),
+        "calibration_scores_",
+        "...",
+        "sorted float64 scores, without NaN",
+    )
+    for name, value in attributes.items():
+        setattr(estimator, name, value)
+
+
+def _check_ensemble(estimator, attributes, modules, moments):
+    """AutoencoderEnsemble: fitted members (already checked by their class)
+    over the ensemble's features, one normalizer each, and reference rows."""
+    _no_modules(estimator, modules, moments)
+    n_features = attributes["n_features_in_"]
+    _positive(n_features, None, "n_features_in_")
+    ctx = {"cls": type(estimator), "n_features": n_features}
+    _check_values(type(estimator), "ensemble", attributes, ctx)
+    members = attributes["estimators_"]
+    for i, member in enumerate(members):
+        if member.n_features_in_ != n_features:
+            raise _BadFile(
+                f"estimators_[{i}] has {member.n_features_in_} features, the "
+                f"ensemble n_features_in_={n_features}"
+            )
+    _expect(np.all(attributes["data_var_"] >= 0), "data_var_", "...", "non-negative")
+    normalizers = attributes["normalizers_"]
+    _check_array(normalizers, "normalizers_", (len(members),), "f")
+    _expect(
+        np.all(np.isfinite(normalizers)) and np.all(normalizers > 0),
+        "normalizers_",
+        "...",
+        "finite and positive",
+    )
+    reference = attributes["reference_"]
+    _check_array(reference, "reference_", None, "f", ndim=2)
+    _expect(
+        reference.shape[0] >= 1 and reference.shape[1] == n_features,
+        "reference_",
+        f"shape {reference.shape}",
+        f"of shape (n_reference >= 1, {n_features})",
+    )
+    _expect(np.all(np.isfinite(reference)), "reference_", "...", "finite")
+    for name, value in attributes.items():
+        setattr(estimator, name, value)
+
+
+_CHECKS = {
+    "autoencoder": _check_autoencoder,
+    "dictionary": _check_dictionary,
+    "supervised": _check_supervised,
+    "detector": _check_detector,
+    "ensemble": _check_ensemble,
+}
+
+
+def _any_skae_scorer(cls):
+    return _family(cls) in {"autoencoder", "dictionary", "ensemble"}
+
+
+def _ensemble_member(cls):
+    # What AutoencoderEnsemble._member builds.
+    return cls is AutoencoderTransformer
+
+
+#: Attributes holding fitted estimators, stored recursively (each as a file
+#: of its own would be, its tensors under the attribute's name), by family:
+#: ``name: (a list of them?, which classes, those classes in words)``.
+_NESTED_ATTRIBUTES = {
+    "detector": {
+        "estimator_": (
+            False,
+            _any_skae_scorer,
+            "an skae autoencoder, a DictionaryLearner or the default "
+            "AutoencoderEnsemble",
+        )
+    },
+    "ensemble": {
+        "estimators_": (True, _ensemble_member, "a fitted AutoencoderTransformer")
+    },
+}

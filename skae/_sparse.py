@@ -141,7 +141,9 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     Parameters
     ----------
     n_components : int, default=128
-        Number of code units; larger than ``n_features`` is the normal use.
+        Number of code units; larger than ``n_features`` is the normal use
+        (an overcomplete dictionary of features, each used by few rows), so
+        the default is wider than most tabular data.
     sparsity : {"kl", "l1", "topk"}, default="kl"
         How sparsity is imposed (see above).
     sparsity_target : float, default=0.05

@@ -148,7 +148,8 @@ class VAE(MLPMixin, BaseAutoencoder):
     Parameters
     ----------
     n_components : int, default=2
-        Latent dimension :math:`k`.
+        Latent dimension :math:`k`. The default gives a latent plane to plot
+        and to sample from, the VAE's usual first use.
     hidden_layer_sizes : array-like of int, default=(128, 64)
         Widths of the encoder's hidden layers, input side first; the decoder
         mirrors them.

@@ -469,3 +469,44 @@ def test_score_is_the_mean_score_and_drives_grid_search(digits):
         DictionaryLearner(code="orthogonal"), {"n_components": [2, 8]}, cv=2
     ).fit(X)
     assert search.best_params_ == {"n_components": 8}
+
+
+def test_online_fit_stops_on_a_plateau_of_the_batch_objective(digits):
+    """The default online fit stops once the moving average of the batch
+    objective stops falling, long before max_iter, and no later than with
+    the rule turned off would."""
+    X = digits[:600] / 16.0
+    params = dict(n_components=8, alpha=0.3, batch_size=50, random_state=0)
+    stopped = DictionaryLearner(**params).fit(X)
+    with pytest.warns(ConvergenceWarning):
+        capped = DictionaryLearner(**params, max_no_improvement=None, max_iter=20).fit(
+            X
+        )
+    assert stopped.n_iter_ < capped.n_iter_ == 20
+    # The first pass is a warm-up: the rule cannot fire within it.
+    assert stopped.n_steps_ > 600 // 50
+    # It stopped at a useful dictionary: within 10% of twenty passes.
+    assert -stopped.score_samples(X).sum() <= 1.1 * -capped.score_samples(X).sum()
+
+
+def test_plateau_counts_batches_without_a_new_minimum():
+    from skae._dictionary import _Plateau
+
+    plateau = _Plateau(2, weight=1.0, warmup=1)
+    # warm-up value ignored; 5 sets the minimum; 4 improves; 6, 7 do not.
+    assert [plateau.reached(v) for v in [100.0, 5.0, 4.0, 6.0, 7.0]] == [
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
+    assert not _Plateau(None, weight=1.0, warmup=0).reached(1.0)
+
+
+def test_auto_tolerance_is_chosen_per_code_type():
+    from skae._dictionary import _CODE_TYPES
+
+    tols = {code: DictionaryLearner(code=code)._code_type().tol for code in _CODE_TYPES}
+    assert tols["sparse"] == 1e-7 and tols["nonnegative"] == 1e-4
+    assert DictionaryLearner(code="sparse", tol=0.5)._code_type().tol == 0.5
