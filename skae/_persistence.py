@@ -1012,6 +1012,14 @@ def _is_finite_real(value):
         return False
 
 
+def _atoms_like(value, ctx, name):
+    """None, or a finite float array shaped like ``components_``."""
+    if value is None:
+        return
+    _check_array(value, name, (ctx["n_components"], ctx["n_features"]), "f")
+    _expect(np.all(np.isfinite(value)), name, "...", "finite")
+
+
 def _finite(value, ctx, name):
     _expect(_is_finite_real(value), name, value, "a finite number")
 
@@ -1113,6 +1121,7 @@ _DICTIONARY_ATTRIBUTES = {
     "alpha_": _real,
     "components_": None,  # sets the sizes, checked first
     "mean_": _vector("n_features", optional=True),
+    "unmixing_": _atoms_like,  # code="independent" only, else None
     "inner_stats_": None,  # checked against the code type's own statistics
     "n_iter_": _nonneg,
     "n_steps_": _nonneg,
@@ -1474,7 +1483,11 @@ def _check_dictionary(estimator, attributes, modules, moments):
     for key, tensor in expected.items():
         _check_array(stats[key], f"inner_stats_[{key!r}]", tuple(tensor.shape), "f")
     # A fit computes in the dtype of its data throughout.
-    for name, value in [("mean_", attributes["mean_"]), *stats.items()]:
+    for name, value in [
+        ("mean_", attributes["mean_"]),
+        ("unmixing_", attributes["unmixing_"]),
+        *stats.items(),
+    ]:
         if value is not None and (
             value.dtype != components.dtype or not np.all(np.isfinite(value))
         ):

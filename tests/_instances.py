@@ -99,8 +99,14 @@ CHECK_INSTANCES = {
     ],
     VAE: [VAE()],
     DictionaryLearner: [
-        DictionaryLearner(n_components=2, code=code, max_iter=20, random_state=0)
-        for code in ("sparse", "nonnegative", "onehot", "orthogonal")
+        *(
+            DictionaryLearner(n_components=2, code=code, max_iter=20, random_state=0)
+            for code in ("sparse", "nonnegative", "onehot", "orthogonal", "independent")
+        ),
+        # Overcomplete ICA (RICA) on the checks' data of up to 10 features.
+        DictionaryLearner(
+            n_components=12, code="independent", max_iter=20, random_state=0
+        ),
     ],
     # All pairs and negative sampling (the checks' graphs are linear kernels
     # of their rows: dense, non-negative, square).
