@@ -7,6 +7,7 @@ from skae._denoising import DenoisingAE
 from skae._dictionary import DictionaryLearner
 from skae._outlier import OutlierDetector
 from skae._persistence import load, save
+from skae._sequence import SequenceAutoencoder
 from skae._sparse import SparseAE
 from skae._vae import VAE
 
@@ -20,6 +21,7 @@ __all__ = [
     "DenoisingAE",
     "DictionaryLearner",
     "OutlierDetector",
+    "SequenceAutoencoder",
     "SparseAE",
     "VAE",
     "load",
