@@ -86,8 +86,17 @@ def sliding_windows(series, window, stride=1):
            [4., 5., 6., 7.]])
     """
     values = check_array(
-        series, ensure_2d=False, dtype=[np.float64, np.float32], input_name="series"
+        series,
+        ensure_2d=False,
+        allow_nd=True,
+        dtype=[np.float64, np.float32],
+        input_name="series",
     )
+    if values.ndim > 2:
+        raise ValueError(
+            "series must be 1-D (n_times,) or 2-D (n_times, n_channels), got an "
+            f"array of shape {values.shape}."
+        )
     if values.ndim == 1:
         values = values[:, None]
     window = _check_positive_int(window, "window")

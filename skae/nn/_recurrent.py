@@ -154,6 +154,18 @@ class RecurrentAutoencoder(nn.Module):
         num_layers=1,
     ):
         super().__init__()
+        sizes = {
+            "n_features": n_features,
+            "n_components": n_components,
+            "n_steps": n_steps,
+            "n_channels": n_channels,
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+        }
+        for name, value in sizes.items():
+            # Checked here too: a saved file's architecture rebuilds the module.
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if n_steps * n_channels != n_features:
             raise ValueError(
                 f"A sequence of {n_steps} steps of {n_channels} channels has "
