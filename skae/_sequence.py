@@ -263,9 +263,13 @@ class SequenceAutoencoder(BaseAutoencoder):
         shape = self.sequence_shape
         if shape is None:
             return int(n_features), 1
-        if np.ndim(shape) != 1 or len(shape) != 2 or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s >= 1
-            for s in shape
+        if (
+            np.ndim(shape) != 1
+            or len(shape) != 2
+            or not all(
+                isinstance(s, Integral) and not isinstance(s, bool) and s >= 1
+                for s in shape
+            )
         ):
             raise ValueError(
                 "sequence_shape must be None or a pair of positive integers "

@@ -212,7 +212,9 @@ def test_partial_fit_continues_training():
     weights = {k: v.clone() for k, v in ae.module_.state_dict().items()}
     ae.partial_fit(X)
     assert ae.n_iter_ == 2
-    changed = [not torch.equal(weights[k], v) for k, v in ae.module_.state_dict().items()]
+    changed = [
+        not torch.equal(weights[k], v) for k, v in ae.module_.state_dict().items()
+    ]
     assert all(changed)
     with pytest.raises(ValueError, match="X has 12 features"):
         ae.partial_fit(X[:, :12])
@@ -312,7 +314,10 @@ def test_windows_and_scores_round_trip_through_the_estimator():
         (lambda: sliding_windows(np.zeros(5), window=6), "longer than the series"),
         (lambda: sliding_windows(np.zeros(5), window=0), "window must be a positive"),
         (lambda: sliding_windows(np.zeros(5), 2, stride=0), "stride must be"),
-        (lambda: sliding_windows(np.zeros((2, 2, 2)), 2), r"series must be 1-D \(n_times,\) or 2-D"),
+        (
+            lambda: sliding_windows(np.zeros((2, 2, 2)), 2),
+            r"series must be 1-D \(n_times,\) or 2-D",
+        ),
         (lambda: sliding_windows([0.0, np.nan, 1.0], 2), "NaN"),
         (lambda: window_scores_to_steps([1.0, 2.0], 8, 4, 2), r"expected \(3,\)"),
         (

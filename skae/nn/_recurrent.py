@@ -38,7 +38,13 @@ class RecurrentEncoder(nn.Module):
     """
 
     def __init__(
-        self, n_steps, n_channels, n_components, cell="gru", hidden_size=64, num_layers=1
+        self,
+        n_steps,
+        n_channels,
+        n_components,
+        cell="gru",
+        hidden_size=64,
+        num_layers=1,
     ):
         super().__init__()
         self.n_steps, self.n_channels = n_steps, n_channels
@@ -85,7 +91,13 @@ class RecurrentDecoder(nn.Module):
     """
 
     def __init__(
-        self, n_steps, n_channels, n_components, cell="gru", hidden_size=64, num_layers=1
+        self,
+        n_steps,
+        n_channels,
+        n_components,
+        cell="gru",
+        hidden_size=64,
+        num_layers=1,
     ):
         super().__init__()
         self.n_steps, self.n_channels = n_steps, n_channels
