@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
 
 import skae
 from skae import SequenceAutoencoder, _persistence
@@ -329,3 +332,25 @@ def test_windows_and_scores_round_trip_through_the_estimator():
 def test_time_series_helpers_refuse_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_dask_fit_matches_in_memory():
+    da = pytest.importorskip("dask.array", reason="dask[array] is not installed")
+    X = _sines().reshape(120, -1)
+    ref = _small(sequence_shape=(10, 2)).fit(X)
+    fitted = _small(sequence_shape=(10, 2)).fit(da.from_array(X, chunks=(50, 20)))
+    np.testing.assert_allclose(fitted.offset_, ref.offset_, rtol=1e-12)
+    np.testing.assert_allclose(fitted.scale_, ref.scale_, rtol=1e-12)
+    np.testing.assert_allclose(fitted.transform(X), ref.transform(X), atol=1e-5)
+
+
+def test_pipeline_and_grid_search():
+    windows = _sines(n=80)
+    y = (windows[:, 0, 0] > 0).astype(int)  # the sign of the first value
+    X = windows.reshape(80, -1)
+    pipe = make_pipeline(_small(sequence_shape=(10, 2)), LogisticRegression())
+    search = GridSearchCV(
+        pipe, {"sequenceautoencoder__cell": ["gru", "lstm"]}, cv=2
+    ).fit(X, y)
+    assert search.best_params_["sequenceautoencoder__cell"] in ("gru", "lstm")
+    assert search.predict(X).shape == (80,)
