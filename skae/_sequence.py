@@ -6,7 +6,9 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from skae import _dask
 from skae._base import BaseAutoencoder
+from skae._dask import is_dask_collection
 from skae._losses import reconstruction_loss
 from skae._sources import FeatureStatistics
 from skae.nn import RecurrentAutoencoder
@@ -341,12 +343,16 @@ class SequenceAutoencoder(BaseAutoencoder):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Flattened sequences.
+            Flattened sequences; a dask array gives a lazy dask array.
 
         Returns
         -------
         scores : ndarray of shape (n_samples, n_steps)
         """
+        if is_dask_collection(X):  # lazily, chunk by chunk, as score_samples
+            check_is_fitted(self)
+            n_steps = self.architecture_["n_steps"]
+            return _dask._lazy(self, X, "score_steps", None, (n_steps,))
         X = self._validated_float(X)
         n_steps = self.architecture_["n_steps"]
         scores = self._iter_batches(X, self._step_scores, (n_steps,), X.dtype)

@@ -342,6 +342,9 @@ def test_dask_fit_matches_in_memory():
     np.testing.assert_allclose(fitted.offset_, ref.offset_, rtol=1e-12)
     np.testing.assert_allclose(fitted.scale_, ref.scale_, rtol=1e-12)
     np.testing.assert_allclose(fitted.transform(X), ref.transform(X), atol=1e-5)
+    steps = fitted.score_steps(da.from_array(X, chunks=(50, 20)))
+    assert isinstance(steps, da.Array) and steps.shape == (120, 10)
+    np.testing.assert_allclose(steps.compute(), fitted.score_steps(X), rtol=1e-6)
 
 
 def test_pipeline_and_grid_search():
