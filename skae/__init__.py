@@ -8,6 +8,7 @@ from skae._dictionary import DictionaryLearner
 from skae._graph import GraphAutoencoder
 from skae._outlier import OutlierDetector
 from skae._persistence import load, save
+from skae._sequence import SequenceAutoencoder
 from skae._sparse import SparseAE
 from skae._vae import VAE
 
@@ -22,6 +23,7 @@ __all__ = [
     "DictionaryLearner",
     "GraphAutoencoder",
     "OutlierDetector",
+    "SequenceAutoencoder",
     "SparseAE",
     "VAE",
     "load",

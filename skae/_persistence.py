@@ -1317,6 +1317,12 @@ def _check_architecture(estimator, architecture, attributes, ctx, n_tensors):
                 f"architecture_[{key!r}] has {len(value)} entries for {n_tensors} "
                 "stored weight tensors"
             )
+        # Likewise every recurrent layer has weight tensors of its own.
+        if key == "num_layers" and _is_int(value) and value > n_tensors:
+            raise _BadFile(
+                f"architecture_['num_layers']={value} for {n_tensors} stored weight "
+                "tensors"
+            )
     n_features = ctx["n_features"]
     for key, size in (
         ("n_features", n_features),

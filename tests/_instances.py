@@ -18,6 +18,7 @@ from skae import (
     DictionaryLearner,
     GraphAutoencoder,
     OutlierDetector,
+    SequenceAutoencoder,
     SparseAE,
 )
 from skae._outlier_default import AutoencoderEnsemble
@@ -98,6 +99,15 @@ CHECK_INSTANCES = {
         ),
     ],
     VAE: [VAE()],
+    # A GRU on rows read as one channel, and a stacked LSTM on rows of 2
+    # channels (the checks fit on data of several widths: sequence_shape
+    # must be None there, and is tested with shapes in test_sequence.py).
+    SequenceAutoencoder: [
+        SequenceAutoencoder(n_components=2, hidden_size=8, max_iter=5),
+        SequenceAutoencoder(
+            n_components=2, cell="lstm", hidden_size=4, num_layers=2, max_iter=5
+        ),
+    ],
     DictionaryLearner: [
         *(
             DictionaryLearner(n_components=2, code=code, max_iter=20, random_state=0)
