@@ -5,8 +5,10 @@ from skae._classifier import AutoencoderClassifier, AutoencoderRegressor
 from skae._contractive import ContractiveAE
 from skae._denoising import DenoisingAE
 from skae._dictionary import DictionaryLearner
+from skae._graph import GraphAutoencoder
 from skae._outlier import OutlierDetector
 from skae._persistence import load, save
+from skae._sequence import SequenceAutoencoder
 from skae._sparse import SparseAE
 from skae._vae import VAE
 
@@ -19,7 +21,9 @@ __all__ = [
     "ContractiveAE",
     "DenoisingAE",
     "DictionaryLearner",
+    "GraphAutoencoder",
     "OutlierDetector",
+    "SequenceAutoencoder",
     "SparseAE",
     "VAE",
     "load",

@@ -58,6 +58,9 @@ contents could make large (a file that fails any check raises one
    (the same ``n_features_in_``; for a detector, held-out rows of that width,
    their sorted scores, a threshold that is not NaN).
 
+A ``GraphAutoencoder`` has no module (its fitted model is plain arrays): its
+arrays must have sizes that fit together and finite values.
+
 Only then is the module built (the nested ones first), on the CPU or
 ``device``, from the stored weights. :func:`save` runs the same checks on what
 it is about to write, so it refuses what :func:`load` would refuse, and
@@ -340,6 +343,8 @@ def _family(cls):
         return "detector"
     if issubclass(cls, AutoencoderEnsemble):
         return "ensemble"
+    if issubclass(cls, skae.GraphAutoencoder):
+        return "graph"
     return None
 
 
@@ -999,13 +1004,29 @@ def _vector(size, *, kind="f", positive=False, optional=False):
     return check
 
 
+def _is_finite_real(value):
+    # A JSON integer may be too large for a float (np.isfinite would raise).
+    try:
+        return _is_real(value) and np.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _atoms_like(value, ctx, name):
+    """None, or a finite float array shaped like ``components_``."""
+    if value is None:
+        return
+    _check_array(value, name, (ctx["n_components"], ctx["n_features"]), "f")
+    _expect(np.all(np.isfinite(value)), name, "...", "finite")
+
+
 def _finite(value, ctx, name):
-    _expect(_is_real(value) and np.isfinite(value), name, value, "a finite number")
+    _expect(_is_finite_real(value), name, value, "a finite number")
 
 
 def _positive_finite(value, ctx, name):
     _expect(
-        _is_real(value) and np.isfinite(value) and value > 0,
+        _is_finite_real(value) and value > 0,
         name,
         value,
         "a finite number > 0",
@@ -1100,6 +1121,7 @@ _DICTIONARY_ATTRIBUTES = {
     "alpha_": _real,
     "components_": None,  # sets the sizes, checked first
     "mean_": _vector("n_features", optional=True),
+    "unmixing_": _atoms_like,  # code="independent" only, else None
     "inner_stats_": None,  # checked against the code type's own statistics
     "n_iter_": _nonneg,
     "n_steps_": _nonneg,
@@ -1146,8 +1168,27 @@ _ENSEMBLE_ATTRIBUTES = {
     "n_neighbors_": _positive,
     "normalizers_": None,  # one per member
 }
+#: GraphAutoencoder: plain arrays, no torch module (torch trains it only).
+_GRAPH_ATTRIBUTES = {
+    "n_features_in_": _positive,
+    "n_node_features_": _nonneg,
+    "n_components_": _positive,
+    "scale_": _positive_finite,
+    "pos_weight_": _positive_finite,
+    "device_": _device,
+    "loss_curve_": _curve,
+    "n_iter_": _nonneg,
+    # Sizes checked against each other in _check_graph.
+    "hidden_weights_": None,
+    "output_weights_": None,
+    "embedding_": None,
+    "degree_": None,
+    "projected_features_": None,
+    "hidden_": None,
+}
 _FAMILY_ATTRIBUTES = {
     "autoencoder": _AUTOENCODER_ATTRIBUTES,
+    "graph": _GRAPH_ATTRIBUTES,
     "dictionary": _DICTIONARY_ATTRIBUTES,
     "supervised": _SUPERVISED_ATTRIBUTES,
     "detector": _DETECTOR_ATTRIBUTES,
@@ -1275,6 +1316,12 @@ def _check_architecture(estimator, architecture, attributes, ctx, n_tensors):
             raise _BadFile(
                 f"architecture_[{key!r}] has {len(value)} entries for {n_tensors} "
                 "stored weight tensors"
+            )
+        # Likewise every recurrent layer has weight tensors of its own.
+        if key == "num_layers" and _is_int(value) and value > n_tensors:
+            raise _BadFile(
+                f"architecture_['num_layers']={value} for {n_tensors} stored weight "
+                "tensors"
             )
     n_features = ctx["n_features"]
     for key, size in (
@@ -1442,13 +1489,50 @@ def _check_dictionary(estimator, attributes, modules, moments):
     for key, tensor in expected.items():
         _check_array(stats[key], f"inner_stats_[{key!r}]", tuple(tensor.shape), "f")
     # A fit computes in the dtype of its data throughout.
-    for name, value in [("mean_", attributes["mean_"]), *stats.items()]:
+    for name, value in [
+        ("mean_", attributes["mean_"]),
+        ("unmixing_", attributes["unmixing_"]),
+        *stats.items(),
+    ]:
         if value is not None and (
             value.dtype != components.dtype or not np.all(np.isfinite(value))
         ):
             raise _BadFile(
                 f"{name} must be finite {components.dtype}, like components_"
             )
+    for name, value in attributes.items():
+        setattr(estimator, name, value)
+
+
+def _check_graph(estimator, attributes, modules, moments):
+    """A GraphAutoencoder's arrays: sizes that fit together, finite values."""
+    cls = type(estimator)
+    if modules or moments is not None:
+        raise _BadFile(f"{cls.__name__} has no torch module or optimizer")
+    for name in ("n_features_in_", "n_components_"):
+        _positive(attributes[name], None, name)
+    _nonneg(attributes["n_node_features_"], None, "n_node_features_")
+    n_nodes = attributes["n_features_in_"]
+    n_components = attributes["n_components_"]
+    n_inputs = attributes["n_node_features_"] or n_nodes
+    hidden_weights = attributes["hidden_weights_"]
+    _check_array(hidden_weights, "hidden_weights_", None, "f", ndim=2)
+    width = hidden_weights.shape[1]
+    shapes = {
+        "hidden_weights_": (n_inputs, width),
+        "output_weights_": (width, n_components),
+        "embedding_": (n_nodes, n_components),
+        "degree_": (n_nodes,),
+        "projected_features_": (n_nodes, width),
+        "hidden_": (n_nodes, width),
+    }
+    for name, shape in shapes.items():
+        _check_array(attributes[name], name, shape, "f")
+        _expect(np.all(np.isfinite(attributes[name])), name, "...", "finite")
+    _expect(np.all(attributes["degree_"] >= 1), "degree_", "...", ">= 1 (A + I)")
+    _expect(np.all(attributes["hidden_"] >= 0), "hidden_", "...", ">= 0 (a relu)")
+    ctx = {"cls": cls, "n_features": n_nodes, "n_components": n_components}
+    _check_values(cls, "graph", attributes, ctx)
     for name, value in attributes.items():
         setattr(estimator, name, value)
 
@@ -1670,6 +1754,7 @@ _CHECKS = {
     "supervised": _check_supervised,
     "detector": _check_detector,
     "ensemble": _check_ensemble,
+    "graph": _check_graph,
 }
 
 

@@ -16,7 +16,9 @@ from skae import (
     ContractiveAE,
     DenoisingAE,
     DictionaryLearner,
+    GraphAutoencoder,
     OutlierDetector,
+    SequenceAutoencoder,
     SparseAE,
 )
 from skae._outlier_default import AutoencoderEnsemble
@@ -101,9 +103,32 @@ CHECK_INSTANCES = {
         ),
     ],
     VAE: [VAE()],
+    # A GRU on rows read as one channel, and a stacked LSTM on rows of 2
+    # channels (the checks fit on data of several widths: sequence_shape
+    # must be None there, and is tested with shapes in test_sequence.py).
+    SequenceAutoencoder: [
+        SequenceAutoencoder(n_components=2, hidden_size=8, max_iter=5),
+        SequenceAutoencoder(
+            n_components=2, cell="lstm", hidden_size=4, num_layers=2, max_iter=5
+        ),
+    ],
     DictionaryLearner: [
-        DictionaryLearner(n_components=2, code=code, max_iter=20, random_state=0)
-        for code in ("sparse", "nonnegative", "onehot", "orthogonal")
+        *(
+            DictionaryLearner(n_components=2, code=code, max_iter=20, random_state=0)
+            for code in ("sparse", "nonnegative", "onehot", "orthogonal", "independent")
+        ),
+        # Overcomplete ICA (RICA) on the checks' data of up to 10 features.
+        DictionaryLearner(
+            n_components=12, code="independent", max_iter=20, random_state=0
+        ),
+    ],
+    # All pairs and negative sampling (the checks' graphs are linear kernels
+    # of their rows: dense, non-negative, square).
+    GraphAutoencoder: [
+        GraphAutoencoder(n_components=2, hidden_layer_size=8, max_iter=20),
+        GraphAutoencoder(
+            n_components=2, hidden_layer_size=8, max_iter=20, negative_sampling=True
+        ),
     ],
     OutlierDetector: [
         # A scikit-learn scorer, an skae model, and the default ensemble kept

@@ -24,7 +24,7 @@ import skae
 from skae import _dictionary
 from skae._dictionary import DictionaryLearner
 
-CODES = ["sparse", "nonnegative", "onehot", "orthogonal"]
+CODES = ["sparse", "nonnegative", "onehot", "orthogonal", "independent"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -249,7 +249,7 @@ def test_inverse_transform_and_score_samples(digits, code):
     X_rec = model.inverse_transform(Z)
     assert X_rec.shape == X.shape
     expected = Z @ model.components_
-    if code == "orthogonal":
+    if code in ("orthogonal", "independent"):
         expected = expected + model.mean_
     np.testing.assert_allclose(X_rec, expected)
     objective = 0.5 * np.sum((X - X_rec) ** 2, axis=1)

@@ -15,6 +15,7 @@ from skae import (
     AutoencoderTransformer,
     ContractiveAE,
     DenoisingAE,
+    SequenceAutoencoder,
     SparseAE,
 )
 
@@ -42,4 +43,13 @@ def test_parameters_shared_by_the_deterministic_autoencoders():
     classes = AUTOENCODERS[:4]
     params = [p for p in _shared(classes) if p not in PER_MODEL_DEFAULTS]
     assert {"alpha", "loss", "pretraining", "scaling"} <= set(params)
+    assert_docstring_consistency(classes, include_params=params)
+
+
+def test_parameters_shared_with_the_sequence_autoencoder():
+    # Its scaling is per channel (documented apart); the rest is the same.
+    classes = [AutoencoderTransformer, SequenceAutoencoder]
+    params = [p for p in _shared(classes) if p not in PER_MODEL_DEFAULTS]
+    params.remove("scaling")
+    assert {"alpha", "loss", "learning_rate", "random_state", "device"} <= set(params)
     assert_docstring_consistency(classes, include_params=params)

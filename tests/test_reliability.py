@@ -27,7 +27,13 @@ from skae._base import BaseAutoencoder
 from skae.utils import all_estimators
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bad_inputs import bad_inputs, exercise, output_method, targets_for  # noqa: E402
+from bad_inputs import (  # noqa: E402
+    bad_inputs,
+    exercise,
+    fit_input,
+    output_method,
+    targets_for,
+)
 
 ESTIMATORS = [cls for _, cls in all_estimators()]
 AUTOENCODERS = [cls for cls in ESTIMATORS if issubclass(cls, BaseAutoencoder)]
@@ -55,7 +61,7 @@ def digits():
 @given(case=bad_inputs())
 def test_random_inputs_give_result_or_clear_error(cls, case):
     X, description = case
-    X_good = np.random.RandomState(1).rand(20, 3)
+    X_good = fit_input(fast(cls), np.random.RandomState(1).rand(20, 3))
     fitted = fast(cls).fit(X_good, *targets_for(fast(cls), X_good))
     try:
         exercise(fast(cls), fitted, X)
@@ -113,6 +119,7 @@ def test_divergence_is_reported_and_weights_restored(cls, digits):
 def test_pickle_joblib_and_safe_format_are_bit_identical(cls, digits, tmp_path):
     X, y = digits
     est = fast(cls)
+    X = fit_input(est, X)
     est.fit(X, *targets_for(est, X))
     output = output_method(est)
     Z = getattr(est, output)(X)

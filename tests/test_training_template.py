@@ -21,6 +21,7 @@ from skae import (
     ContractiveAE,
     DenoisingAE,
     DictionaryLearner,
+    SequenceAutoencoder,
     SparseAE,
 )
 from skae._sources import TensorRows
@@ -88,6 +89,9 @@ def _stream_instances():
         DenoisingAE(**SMALL, noise="salt_and_pepper"),
         ContractiveAE(**SMALL),
         VAE(**SMALL, kl_warmup=3),
+        SequenceAutoencoder(
+            n_components=3, hidden_size=8, batch_size=32, random_state=0
+        ),
     ]
     dictionaries = [
         clone(est).set_params(batch_size=32)
@@ -120,7 +124,7 @@ def test_saved_model_continues_its_stream_exactly(est, tmp_path):
     np.testing.assert_allclose(_output(loaded.partial_fit(X), X), expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("est", _stream_instances()[:5], ids=_name)
+@pytest.mark.parametrize("est", _stream_instances()[:6], ids=_name)
 def test_saved_model_continues_after_a_full_fit(est, tmp_path):
     X = _data()
     est = clone(est).set_params(max_iter=2).fit(X)

@@ -14,6 +14,11 @@ from skae.nn._mlp import (
     output_activation,
 )
 from skae.nn._protocol import AutoencoderModule
+from skae.nn._recurrent import (
+    RecurrentAutoencoder,
+    RecurrentDecoder,
+    RecurrentEncoder,
+)
 from skae.nn._sae import BatchTopK, JumpReLU, SAEModule
 from skae.nn._vae import GaussianEncoder, VAEModule
 
@@ -25,6 +30,9 @@ __all__ = [
     "JumpReLU",
     "LinearPlusMLP",
     "MLPAutoencoder",
+    "RecurrentAutoencoder",
+    "RecurrentDecoder",
+    "RecurrentEncoder",
     "linear_layers",
     "make_mlp",
     "output_activation",
