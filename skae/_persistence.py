@@ -68,6 +68,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skae._base import BaseAutoencoder
 from skae._classifier import _BaseSupervisedAutoencoder
+from skae._user_network import is_user_network
 from skae.nn import ACTIVATIONS
 
 FORMAT_NAME = "skae-estimator"
@@ -363,6 +364,20 @@ def save(estimator, path):
         raise TypeError(
             f"skae.save stores skae estimators; got {name}. "
             "Save other estimators with joblib or skops."
+        )
+    user = sorted(
+        name
+        for name, value in estimator.get_params(deep=True).items()
+        if is_user_network(value)
+    )
+    if user:
+        raise TypeError(
+            f"skae.save does not store networks of your own (parameters {user}): "
+            "its format never runs code, and rebuilding your modules needs their "
+            "classes. Save the model with joblib or pickle (they import your "
+            "classes on load: trusted files only), or save the weights with "
+            "torch.save(model.module_.state_dict(), path) and load them into a "
+            "model fitted with the same encoder and decoder."
         )
     check_is_fitted(estimator)
     payload = _payload(estimator)
@@ -908,6 +923,18 @@ def _random_state(value, ctx, name):
     )
 
 
+def _image_shape(value, ctx, name):
+    _expect(
+        isinstance(value, tuple)
+        and len(value) == 3
+        and all(_is_int(s) and 1 <= s <= ctx["n_features"] for s in value)
+        and int(np.prod(value)) == ctx["n_features"],
+        name,
+        value,
+        f"(channels, height, width) of {ctx['n_features']} values",
+    )
+
+
 # What each estimator produces when fitted, by name (the names are public,
 # see the developer guide's persistence contract), with the check of each
 # value (None: checked with the others it must agree with). When a fit starts
@@ -974,6 +1001,11 @@ _EXTRA_ATTRIBUTES = {
     },
     "AutoencoderClassifier": {"classes_": _labels},
     "AutoencoderRegressor": {"y_mean_": _finite, "y_scale_": _positive_finite},
+    "ConvAutoencoder": {
+        "image_shape_": _image_shape,
+        "data_min_": _vector("n_features"),
+        "data_max_": _vector("n_features"),
+    },
     "DenoisingAE": {
         "data_min_": _vector("n_features"),
         "data_max_": _vector("n_features"),

@@ -5,6 +5,7 @@ Every estimator's module follows :class:`AutoencoderModule` (``encode``,
 architectures.
 """
 
+from skae.nn._conv import ConvAutoencoderModule
 from skae.nn._mlp import (
     ACTIVATIONS,
     LinearPlusMLP,
@@ -19,6 +20,7 @@ from skae.nn._vae import GaussianEncoder, VAEModule
 __all__ = [
     "ACTIVATIONS",
     "AutoencoderModule",
+    "ConvAutoencoderModule",
     "GaussianEncoder",
     "LinearPlusMLP",
     "MLPAutoencoder",
