@@ -152,14 +152,26 @@ class UserNetworkMixin:
         try:
             with torch.no_grad():
                 x = torch.zeros(2, n_features, device=_first_device(module))
-                code = module.encode(x)
+                try:
+                    code = module.encode(x)
+                except RuntimeError as exc:
+                    raise ValueError(
+                        f"encoder does not run on rows of {n_features} features "
+                        f"(n_features_in_): {exc}"
+                    ) from None
                 if tuple(code.shape) != (2, n_components):
                     raise ValueError(
                         f"encoder maps 2 rows of {n_features} features to a tensor "
                         f"of shape {tuple(code.shape)}, but n_components="
                         f"{n_components} expects codes of shape (2, {n_components})."
                     )
-                out = module.decode(code)
+                try:
+                    out = module.decode(code)
+                except RuntimeError as exc:
+                    raise ValueError(
+                        f"decoder does not run on codes of shape {tuple(code.shape)}: "
+                        f"{exc}"
+                    ) from None
                 if tuple(out.shape) != (2, n_features):
                     raise ValueError(
                         f"decoder maps codes of shape {tuple(code.shape)} to shape "
