@@ -24,7 +24,7 @@ CPU cores; ``--quick`` (3,000 images, 3 epochs, 1 seed) about a minute.
 Run from the repository root (MNIST from ``SKAE_DATA_DIR``, default
 ``../shared/data``)::
 
-    python benchmarks/bench_conv.py [--quick]
+    python benchmarks/bench_conv.py [--quick] [--plot benchmarks/conv_mnist.png]
 
 :func:`report` returns the markdown table, for ``bench_architectures.py``.
 """
@@ -165,11 +165,47 @@ def report(quick=False):
     return "\n".join(lines)
 
 
+def plot_reconstructions(path, quick=False, k=16, n_images=10):
+    """Save held-out digits and their reconstructions by the three models
+    (code size ``k``, seed 0, the benchmark's settings) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = _settings(quick)
+    X_train, y_train, X_test, _ = _data(s["n_train"], s["n_test"])
+    rows = [("original", X_test[:n_images])]
+    for name, model in _models(k, s["epochs"], 0).items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X_train)
+        rows.append((name, model.inverse_transform(model.transform(X_test[:n_images]))))
+    fig, axes = plt.subplots(len(rows), n_images, figsize=(n_images, len(rows) + 0.6))
+    for r, (name, images) in enumerate(rows):
+        for c in range(n_images):
+            ax = axes[r, c]
+            ax.imshow(images[c].reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(f"MNIST test digits, codes of {k} numbers, {s['epochs']} epochs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a one-minute run")
+    parser.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="also save reconstructions of test digits (k=16, seed 0) to PATH",
+    )
     args = parser.parse_args(argv)
     print(report(quick=args.quick))
+    if args.plot:
+        plot_reconstructions(args.plot, quick=args.quick)
 
 
 if __name__ == "__main__":
