@@ -6,6 +6,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 from skae._base import BaseAutoencoder
 from skae._denoising import DenoisingObjective
@@ -374,11 +375,10 @@ class ConvAutoencoder(BaseAutoencoder):
         self.data_min_, self.data_max_ = pooled.min.copy(), pooled.max.copy()
 
     def _architecture(self, n_features):
-        self.image_shape_ = resolve_image_shape(self.image_shape, n_features)
         return {
             "n_features": int(n_features),
             "n_components": int(self.n_components),
-            "image_shape": self.image_shape_,
+            "image_shape": resolve_image_shape(self.image_shape, n_features),
             "channels": tuple(int(c) for c in self.channels),
             "kernel_size": int(self.kernel_size),
             "activation": self.activation,
@@ -392,6 +392,12 @@ class ConvAutoencoder(BaseAutoencoder):
             architecture["kernel_size"],
             architecture["activation"],
         )
+
+    @property
+    def image_shape_(self):
+        """``(channels, height, width)`` the rows are read as (fitted)."""
+        check_is_fitted(self)
+        return self.architecture_["image_shape"]
 
     def _make_objective(self):
         if self.noise is None:

@@ -923,18 +923,6 @@ def _random_state(value, ctx, name):
     )
 
 
-def _image_shape(value, ctx, name):
-    _expect(
-        isinstance(value, tuple)
-        and len(value) == 3
-        and all(_is_int(s) and 1 <= s <= ctx["n_features"] for s in value)
-        and int(np.prod(value)) == ctx["n_features"],
-        name,
-        value,
-        f"(channels, height, width) of {ctx['n_features']} values",
-    )
-
-
 # What each estimator produces when fitted, by name (the names are public,
 # see the developer guide's persistence contract), with the check of each
 # value (None: checked with the others it must agree with). When a fit starts
@@ -1002,7 +990,6 @@ _EXTRA_ATTRIBUTES = {
     "AutoencoderClassifier": {"classes_": _labels},
     "AutoencoderRegressor": {"y_mean_": _finite, "y_scale_": _positive_finite},
     "ConvAutoencoder": {
-        "image_shape_": _image_shape,
         "data_min_": _vector("n_features"),
         "data_max_": _vector("n_features"),
     },

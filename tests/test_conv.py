@@ -247,10 +247,10 @@ def test_partial_fit_dask_and_persistence(digits, tmp_path):
 def test_safe_format_checks_the_conv_network(digits, tmp_path):
     X, _ = digits
     est = fit_quietly(ConvAutoencoder(n_components=3, channels=(4,), max_iter=1), X)
-    est.image_shape_ = (1, 4, 4)
-    with pytest.raises(ValueError, match="image_shape_"):
+    est.architecture_ = {**est.architecture_, "image_shape": (1, 4, 4)}
+    with pytest.raises(ValueError, match="image_shape"):
         skae.save(est, tmp_path / "bad.skae")
-    est.image_shape_ = (1, 8, 8)
+    est.architecture_ = {**est.architecture_, "image_shape": (1, 8, 8)}
     est.architecture_ = {**est.architecture_, "channels": (5,)}
     with pytest.raises(ValueError, match="network of architecture_"):
         skae.save(est, tmp_path / "bad.skae")
