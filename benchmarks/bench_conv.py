@@ -134,8 +134,12 @@ def _spread(values, fmt):
     return f"{format(values.mean(), fmt)} ± {format(values.std(), fmt)}"
 
 
-def report(quick=False):
-    """Run the comparison and return its markdown table (a str)."""
+def report(quick=False, fitted=None):
+    """Run the comparison and return its markdown table (a str).
+
+    ``fitted``: a dict that receives the fitted models of seed 0 and k = 16,
+    by name (for :func:`plot_reconstructions`), with the test images.
+    """
     s = _settings(quick)
     X_train, y_train, X_test, y_test = _data(s["n_train"], s["n_test"])
     lines = [
@@ -156,6 +160,9 @@ def report(quick=False):
                     else model._n_parameters()
                 )
                 results.setdefault(name, []).append((mse, acc, secs, n_params))
+                if fitted is not None and k == 16 and seed == s["seeds"][0]:
+                    fitted[name] = model
+                    fitted["test images"] = X_test
         for name, runs in results.items():
             mse, acc, secs, n_params = zip(*runs)
             lines.append(
@@ -165,22 +172,19 @@ def report(quick=False):
     return "\n".join(lines)
 
 
-def plot_reconstructions(path, quick=False, k=16, n_images=10):
-    """Save held-out digits and their reconstructions by the three models
-    (code size ``k``, seed 0, the benchmark's settings) to ``path``."""
+def plot_reconstructions(path, fitted, n_images=10):
+    """Save held-out digits and their reconstructions by the models in
+    ``fitted`` (as filled by :func:`report`) to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    s = _settings(quick)
-    X_train, y_train, X_test, _ = _data(s["n_train"], s["n_test"])
-    rows = [("original", X_test[:n_images])]
-    for name, model in _models(k, s["epochs"], 0).items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(X_train)
-        rows.append((name, model.inverse_transform(model.transform(X_test[:n_images]))))
+    X_test = fitted.pop("test images")[:n_images]
+    rows = [("original", X_test)] + [
+        (name, model.inverse_transform(model.transform(X_test)))
+        for name, model in fitted.items()
+    ]
     fig, axes = plt.subplots(len(rows), n_images, figsize=(n_images, len(rows) + 0.6))
     for r, (name, images) in enumerate(rows):
         for c in range(n_images):
@@ -189,7 +193,7 @@ def plot_reconstructions(path, quick=False, k=16, n_images=10):
             ax.set_xticks([])
             ax.set_yticks([])
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-    fig.suptitle(f"MNIST test digits, codes of {k} numbers, {s['epochs']} epochs")
+    fig.suptitle("MNIST test digits and reconstructions, codes of 16 numbers (seed 0)")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
@@ -203,9 +207,10 @@ def main(argv=None):
         help="also save reconstructions of test digits (k=16, seed 0) to PATH",
     )
     args = parser.parse_args(argv)
-    print(report(quick=args.quick))
+    fitted = {} if args.plot else None
+    print(report(quick=args.quick, fitted=fitted))
     if args.plot:
-        plot_reconstructions(args.plot, quick=args.quick)
+        plot_reconstructions(args.plot, fitted)
 
 
 if __name__ == "__main__":
