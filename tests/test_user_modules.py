@@ -210,3 +210,15 @@ def test_persistence_keeps_the_network_by_pickle_and_safe_format_refuses(tmp_pat
     np.testing.assert_array_equal(
         loaded.partial_fit(X).transform(X), est.partial_fit(X).transform(X)
     )
+
+
+def test_classifier_refuses_an_autoencoder_with_user_networks():
+    # AutoencoderClassifier rebuilds its autoencoder's network from the class
+    # name and the architecture: a user's network cannot be rebuilt that way.
+    X = low_rank()
+    y = (X[:, 0] > X[:, 0].mean()).astype(int)
+    ae = AutoencoderTransformer(
+        n_components=2, encoder=torch.nn.Linear, decoder=torch.nn.Linear, max_iter=2
+    )
+    with pytest.raises(ValueError, match="your own encoder/decoder"):
+        skae.AutoencoderClassifier(ae, max_iter=2).fit(X, y)
