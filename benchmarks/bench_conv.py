@@ -19,7 +19,8 @@ of the first 2,000 training images and tested on the test codes, the fit time
 and the number of parameters.
 
 CPU time: the full run (2 seeds, 20 epochs) takes a few minutes on 2 busy CPU
-cores (its fits add up to under 2 minutes); ``--quick`` (3,000 images, 3 epochs, 1 seed) about a minute.
+cores (its fits add up to under 2 minutes); ``--quick`` (3,000 images, 3
+epochs, 1 seed) about a minute.
 
 Run from the repository root (MNIST from ``SKAE_DATA_DIR``, default
 ``../shared/data``)::
