@@ -23,7 +23,10 @@ root of the random streams ``random_seed_``); the weights of the fitted torch
 module; and the optimizer's moment estimates (Adam's ``exp_avg``,
 ``exp_avg_sq`` and step count per parameter, keyed by parameter name). So
 ``load(path).partial_fit(X)`` takes exactly the step the saved estimator would
-have taken. Runtime caches (private attributes) are not kept.
+have taken. Runtime caches (private attributes) are not kept. A model
+holding networks of the user's own (``encoder=``/``decoder=`` torch modules
+or classes) is refused with a TypeError: rebuilding them would need their
+code; pickle or joblib keep such models.
 
 What :func:`load` checks, in order, before it builds anything a file's
 contents could make large (a file that fails any check raises one
@@ -323,8 +326,9 @@ def save(estimator, path):
     ------
     TypeError
         If ``estimator`` is not an skae estimator (e.g. scikit-learn's
-        ``PCA``: save those with :mod:`joblib` or skops), or holds an
-        attribute the format cannot store.
+        ``PCA``: save those with :mod:`joblib` or skops), holds networks of
+        your own (``encoder=``/``decoder=``), or holds an attribute the
+        format cannot store.
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
     ValueError
