@@ -3,6 +3,7 @@
 from skae._autoencoder import AutoencoderTransformer
 from skae._classifier import AutoencoderClassifier, AutoencoderRegressor
 from skae._contractive import ContractiveAE
+from skae._conv import ConvAutoencoder
 from skae._denoising import DenoisingAE
 from skae._dictionary import DictionaryLearner
 from skae._graph import GraphAutoencoder
@@ -19,6 +20,7 @@ __all__ = [
     "AutoencoderRegressor",
     "AutoencoderTransformer",
     "ContractiveAE",
+    "ConvAutoencoder",
     "DenoisingAE",
     "DictionaryLearner",
     "GraphAutoencoder",

@@ -11,9 +11,15 @@ from skae._mlp import (
     initialize_as_pca,
 )
 from skae._phases import EndToEnd
+from skae._user_network import (
+    USER_NETWORK_PARAMETER_CONSTRAINTS,
+    UserNetworkMixin,
+)
 
 
-class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
+class AutoencoderTransformer(
+    UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder
+):
     r"""Autoencoder as a scikit-learn transformer, usable wherever PCA is.
 
     An encoder :math:`f` maps each sample to a code of ``n_components``
@@ -107,6 +113,22 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
         as a shallow autoencoder of the previous layer's codes, for up to
         ``max_iter`` epochs each), then end-to-end fine-tuning. Only matters
         with hidden layers.
+    encoder : torch.nn.Module, class or callable, default=None
+        Your own encoder network (given with ``decoder``), from rows of
+        ``n_features`` internally scaled values to codes of ``n_components``.
+        A module instance is deep-copied at every fit, so your instance never
+        changes and its weights are the starting point; a class or another
+        callable is called as ``encoder(n_features, n_components)``, the
+        signature of :class:`torch.nn.Linear`, under the fit's seed. The MLP
+        parameters (``hidden_layer_sizes``, ``activation``, ``dropout``) then
+        do not apply and the network starts as given. None builds skae's MLP.
+        Rows must not interact in the network (no batch normalization).
+        :func:`skae.save` refuses such a model; pickle or joblib keep it.
+    decoder : torch.nn.Module, class or callable, default=None
+        Your own decoder network (given with ``encoder``), from codes of
+        ``n_components`` to the pre-activation reconstruction of the
+        ``n_features`` values (logits when ``loss_ == "bce"``). A class or
+        another callable is called as ``decoder(n_components, n_features)``.
     random_state : int, RandomState instance or None, default=None
         Seeds every random draw: weight initialization, shuffling, dropout and
         the model's own noise while training, and random draws at inference.
@@ -186,6 +208,7 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
         **BaseAutoencoder._parameter_constraints,
         **MLP_PARAMETER_CONSTRAINTS,
         **PRETRAINING_PARAMETER_CONSTRAINTS,
+        **USER_NETWORK_PARAMETER_CONSTRAINTS,
         "init": [StrOptions({"pca", "random"})],
     }
 
@@ -209,6 +232,8 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
         n_iter_no_change=10,
         dropout=0.0,
         pretraining=None,
+        encoder=None,
+        decoder=None,
         random_state=None,
         device="auto",
         n_jobs=None,
@@ -231,6 +256,8 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
         self.n_iter_no_change = n_iter_no_change
         self.dropout = dropout
         self.pretraining = pretraining
+        self.encoder = encoder
+        self.decoder = decoder
         self.random_state = random_state
         self.device = device
         self.n_jobs = n_jobs
@@ -238,11 +265,12 @@ class AutoencoderTransformer(LayerwisePretrainingMixin, MLPMixin, BaseAutoencode
 
     # ------------------------------------------------------------------ hooks
     def _starts_as_pca(self):
-        return self.init == "pca" and self.loss_ == "mse"
+        return self.init == "pca" and self.loss_ == "mse" and not self._user_network()
 
     def _architecture(self, n_features):
         architecture = super()._architecture(n_features)
-        architecture["linear_path"] = self._starts_as_pca()
+        if not self._user_network():
+            architecture["linear_path"] = self._starts_as_pca()
         return architecture
 
     def _initialize_module(self, module, rows):

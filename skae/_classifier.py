@@ -363,6 +363,14 @@ def _check_rebuildable(autoencoder, parameter):
             f"DenoisingAE, SparseAE), got {type(autoencoder).__name__}: the fitted "
             "network is rebuilt from the class's name."
         )
+    if getattr(autoencoder, "encoder", None) is not None or (
+        getattr(autoencoder, "decoder", None) is not None
+    ):
+        raise ValueError(
+            f"{parameter}= holds your own encoder/decoder networks, which "
+            f"{parameter}'s class cannot rebuild from its name: use an autoencoder "
+            "with skae's own network here."
+        )
 
 
 # ---------------------------------------------------------------- estimator

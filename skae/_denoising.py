@@ -14,6 +14,10 @@ from skae._mlp import (
 )
 from skae._noise import NOISE_KINDS, corrupt
 from skae._objectives import ReconstructionObjective
+from skae._user_network import (
+    USER_NETWORK_PARAMETER_CONSTRAINTS,
+    UserNetworkMixin,
+)
 
 
 class DenoisingObjective(ReconstructionObjective):
@@ -30,7 +34,9 @@ class DenoisingObjective(ReconstructionObjective):
         return corrupt(x, self.noise, self.noise_level, self.low, self.high)
 
 
-class DenoisingAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
+class DenoisingAE(
+    UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder
+):
     r"""Denoising autoencoder: learns to undo a corruption of its input.
 
     Each training sample :math:`x` is corrupted afresh, every mini-batch of
@@ -121,6 +127,22 @@ class DenoisingAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         Patience, in epochs, of the stopping rule.
     dropout : float, default=0.0
         Dropout probability on hidden layers during training.
+    encoder : torch.nn.Module, class or callable, default=None
+        Your own encoder network (given with ``decoder``), from rows of
+        ``n_features`` internally scaled values to codes of ``n_components``.
+        A module instance is deep-copied at every fit, so your instance never
+        changes and its weights are the starting point; a class or another
+        callable is called as ``encoder(n_features, n_components)``, the
+        signature of :class:`torch.nn.Linear`, under the fit's seed. The MLP
+        parameters (``hidden_layer_sizes``, ``activation``, ``dropout``) then
+        do not apply and the network starts as given. None builds skae's MLP.
+        Rows must not interact in the network (no batch normalization).
+        :func:`skae.save` refuses such a model; pickle or joblib keep it.
+    decoder : torch.nn.Module, class or callable, default=None
+        Your own decoder network (given with ``encoder``), from codes of
+        ``n_components`` to the pre-activation reconstruction of the
+        ``n_features`` values (logits when ``loss_ == "bce"``). A class or
+        another callable is called as ``decoder(n_components, n_features)``.
     random_state : int, RandomState instance or None, default=None
         Seeds every random draw: weight initialization, shuffling, dropout and
         the model's own noise while training, and random draws at inference.
@@ -201,6 +223,7 @@ class DenoisingAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         **BaseAutoencoder._parameter_constraints,
         **MLP_PARAMETER_CONSTRAINTS,
         **PRETRAINING_PARAMETER_CONSTRAINTS,
+        **USER_NETWORK_PARAMETER_CONSTRAINTS,
         "noise": [StrOptions(set(NOISE_KINDS))],
         "noise_level": [Interval(Real, 0, None, closed="left")],
     }
@@ -226,6 +249,8 @@ class DenoisingAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         validation_fraction=0.1,
         n_iter_no_change=10,
         dropout=0.0,
+        encoder=None,
+        decoder=None,
         random_state=None,
         device="auto",
         n_jobs=None,
@@ -249,6 +274,8 @@ class DenoisingAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.dropout = dropout
+        self.encoder = encoder
+        self.decoder = decoder
         self.random_state = random_state
         self.device = device
         self.n_jobs = n_jobs

@@ -30,7 +30,10 @@ tensors named under its attribute (``attr.estimator_.``...). So
 have taken. Runtime caches (private attributes) are not kept; those a model
 needs (the default ensemble's neighbour indices) are rebuilt on load from the
 fitted attributes. An ``OutlierDetector`` around another library's estimator
-(``PCA``, ...) is refused by :func:`save`: its state has no code-free form.
+(``PCA``, ...) is refused by :func:`save`: its state has no code-free form. A
+model holding networks of the user's own (``encoder=``/``decoder=`` torch
+modules or classes) is refused with a TypeError: rebuilding them would need
+their code; pickle or joblib keep such models.
 
 What :func:`load` checks, in order, before it builds anything a file's
 contents could make large (a file that fails any check raises one
@@ -86,6 +89,7 @@ from skae._base import BaseAutoencoder
 from skae._classifier import _BaseSupervisedAutoencoder
 from skae._outlier import OutlierDetector
 from skae._outlier_default import AutoencoderEnsemble
+from skae._user_network import is_user_network
 from skae.nn import ACTIVATIONS
 
 FORMAT_NAME = "skae-estimator"
@@ -386,8 +390,9 @@ def save(estimator, path):
         If ``estimator`` is not an skae estimator (e.g. scikit-learn's
         ``PCA``: save those with :mod:`joblib` or skops), is an
         ``OutlierDetector`` around an estimator of another library (the
-        message names it; save those with :mod:`joblib`), or holds an
-        attribute the format cannot store.
+        message names it; save those with :mod:`joblib`), holds networks of
+        your own (``encoder=``/``decoder=``), or holds an attribute the format
+        cannot store.
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
     ValueError
@@ -418,6 +423,20 @@ def save(estimator, path):
         raise TypeError(
             f"skae.save stores skae estimators; got {type(estimator).__name__}. "
             "Save other estimators with joblib or skops."
+        )
+    user = sorted(
+        name
+        for name, value in estimator.get_params(deep=True).items()
+        if is_user_network(value)
+    )
+    if user:
+        raise TypeError(
+            f"skae.save does not store networks of your own (parameters {user}): "
+            "its format never runs code, and rebuilding your modules needs their "
+            "classes. Save the model with joblib or pickle (they import your "
+            "classes on load: trusted files only), or save the weights with "
+            "torch.save(model.module_.state_dict(), path) and load them into a "
+            "model fitted with the same encoder and decoder."
         )
     check_is_fitted(estimator)
     payload = _payload(estimator)
@@ -1208,6 +1227,10 @@ _EXTRA_ATTRIBUTES = {
     },
     "AutoencoderClassifier": {"classes_": _labels},
     "AutoencoderRegressor": {"y_mean_": _finite, "y_scale_": _positive_finite},
+    "ConvAutoencoder": {
+        "data_min_": _vector("n_features"),
+        "data_max_": _vector("n_features"),
+    },
     "DenoisingAE": {
         "data_min_": _vector("n_features"),
         "data_max_": _vector("n_features"),

@@ -6,6 +6,7 @@ classes. Each estimator is covered by configurations that exercise its
 distinct code paths (every corruption, sparsity kind, code type, ...).
 """
 
+import torch
 from sklearn.decomposition import PCA
 
 from skae import (
@@ -14,6 +15,7 @@ from skae import (
     AutoencoderRegressor,
     AutoencoderTransformer,
     ContractiveAE,
+    ConvAutoencoder,
     DenoisingAE,
     DictionaryLearner,
     GraphAutoencoder,
@@ -59,7 +61,27 @@ CHECK_INSTANCES = {
             max_iter=50,
         ),
     ],
-    AutoencoderTransformer: [AutoencoderTransformer()],
+    AutoencoderTransformer: [
+        AutoencoderTransformer(),
+        # A user's networks (classes called as cls(n_in, n_out)): a linear AE.
+        AutoencoderTransformer(
+            encoder=torch.nn.Linear, decoder=torch.nn.Linear, max_iter=5
+        ),
+    ],
+    # The checks use any number of features: rows read as 1-D signals.
+    ConvAutoencoder: [
+        ConvAutoencoder(
+            n_components=4, image_shape=(1, 1, -1), channels=(4,), max_iter=5
+        ),
+        ConvAutoencoder(
+            n_components=4,
+            image_shape=(1, 1, -1),
+            channels=(4, 4),
+            noise="gaussian",
+            noise_level=0.1,
+            max_iter=5,
+        ),
+    ],
     SparseAE: [
         SparseAE(n_components=16, sparsity="kl", max_iter=5),
         SparseAE(n_components=16, sparsity="l1", max_iter=5),
@@ -89,6 +111,13 @@ CHECK_INSTANCES = {
         ),
         DenoisingAE(
             n_components=4, hidden_layer_sizes=(), noise="salt_and_pepper", max_iter=5
+        ),
+        DenoisingAE(
+            n_components=4,
+            encoder=torch.nn.Linear,
+            decoder=torch.nn.Linear,
+            noise="masking",
+            max_iter=5,
         ),
     ],
     ContractiveAE: [

@@ -41,7 +41,13 @@ AUTOENCODERS = [cls for cls in ESTIMATORS if issubclass(cls, BaseAutoencoder)]
 
 def fast(cls, **params):
     est = cls()
-    quick = {"max_iter": 3, "random_state": 0, "n_components": 2}
+    # image_shape: ConvAutoencoder reads rows of any width as 1-D signals.
+    quick = {
+        "max_iter": 3,
+        "random_state": 0,
+        "n_components": 2,
+        "image_shape": (1, 1, -1),
+    }
     est.set_params(**{k: v for k, v in quick.items() if k in est.get_params()})
     return est.set_params(**params)
 

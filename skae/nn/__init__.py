@@ -5,6 +5,7 @@ Every estimator's module follows :class:`AutoencoderModule` (``encode``,
 architectures.
 """
 
+from skae.nn._conv import ConvAutoencoderModule
 from skae.nn._mlp import (
     ACTIVATIONS,
     LinearPlusMLP,
@@ -26,6 +27,7 @@ __all__ = [
     "ACTIVATIONS",
     "AutoencoderModule",
     "BatchTopK",
+    "ConvAutoencoderModule",
     "GaussianEncoder",
     "JumpReLU",
     "LinearPlusMLP",
