@@ -9,7 +9,9 @@ rows are drawn class-balanced (n / 10 per class). Methods:
 
 - ``skae AutoencoderClassifier``: the defaults (a ``DenoisingAE`` pretrained on
   every training row, then the head, then all layers with the reconstruction
-  term). Pretraining does not look at labels, so each seed pretrains once, as
+  term, then one round of label-propagation pseudo-labels: kNN graph in the
+  fine-tuned code space, all layers trained on the true and the weighted
+  pseudo-labels). Pretraining does not look at labels, so each seed pretrains once, as
   ``fit`` does (the default autoencoder, under
   ``skae._classifier.flush_subnormals``), and every label count reuses it
   through ``encoder=`` (the transfer path: the same computation as
