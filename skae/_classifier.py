@@ -934,6 +934,32 @@ class AutoencoderClassifier(ClassifierMixin, _BaseSupervisedAutoencoder):
     the features faithful to the many unlabeled rows while the few labels bend
     them; :math:`\lambda = 0` is plain fine-tuning.
 
+    **Pseudo-labels by label propagation** (``semi_supervised=
+    "label_propagation"``, the default; Iscen et al., 2019). With unlabeled
+    rows, fine-tuning does not stop at the labeled ones: after it, every row
+    of X is encoded with the fine-tuned encoder, the codes (centred,
+    L2-normalized) are joined in a graph of their ``n_neighbors`` nearest
+    neighbours, with affinities :math:`\max(0, \cos)^3`, symmetric and
+    normalized (:math:`W_n = D^{-1/2} W D^{-1/2}`), and the known labels
+    diffuse over it (Zhou et al., 2004): :math:`Z` solves
+    :math:`(I - 0.99\, W_n) Z = Y` by conjugate gradients. Each unlabeled row
+    gets the pseudo-label :math:`\hat y_i = \arg\max_j Z_{ij}` and the
+    weight :math:`\omega_i = 1 - H(\hat z_i) / \log c` (one minus the
+    normalized entropy of its row of :math:`Z`, so that uncertain rows count
+    little), times the inverse frequency of its pseudo-class; then all layers
+    are trained again on the true labels (weight 1) and the weighted
+    pseudo-labels together, for at most 10 epochs over all rows, with the same
+    reconstruction term and noise. ``propagation_rounds`` repeats this
+    (propagate in the new code space, train). The graph lives in the code
+    space because the codes are a better space than the pixels: on MNIST
+    (20,000 rows, seed 0, pretrained codes before any fine-tuning) the
+    propagated labels of the unlabeled rows were right for 92.6% of them
+    with 100 labels and 95.4% with 1,000, against 89.9% and 93.7% for the
+    same propagation on the pixels (10 neighbours; 50 neighbours did worse in
+    both spaces). Without unlabeled rows, or with ``fine_tune="head"``,
+    there is nothing to propagate, and ``semi_supervised=None`` turns it off
+    (plain fine-tuning, the estimator's behaviour before this option).
+
     **Why these steps.** Fine-tuning follows the lecture recipe "pretrained as
     an autoencoder, trained as a simple classifier, fine-tuned as a deep
     network": the head alone is trained first on the frozen codes (a linear
@@ -988,6 +1014,18 @@ class AutoencoderClassifier(ClassifierMixin, _BaseSupervisedAutoencoder):
     encoder : fitted skae autoencoder or None, default=None
         Transfer: start from this already fitted autoencoder instead of
         pretraining (then ``autoencoder`` must be None). Never modified.
+    semi_supervised : {"label_propagation"} or None, \
+            default="label_propagation"
+        After fine-tuning all layers on the labeled rows, pseudo-label the
+        unlabeled rows by label propagation on a kNN graph of their codes and
+        fine-tune again on both (Iscen et al., 2019; see above). None: plain
+        fine-tuning on the labeled rows only. No effect without unlabeled
+        rows or with ``fine_tune="head"``.
+    n_neighbors : int, default=10
+        Neighbours of each row in the propagation graph.
+    propagation_rounds : int, default=1
+        Rounds of propagation and training on the pseudo-labels; each round
+        propagates in the code space the previous one has shaped.
     fine_tune : {"all", "head"}, default="all"
         ``"all"``: train the head on the frozen codes, then the whole network.
         ``"head"``: only the head; the encoder stays exactly as pretrained.
@@ -1066,7 +1104,7 @@ class AutoencoderClassifier(ClassifierMixin, _BaseSupervisedAutoencoder):
     n_head_iter_ : int
         Epochs of the head-only phase.
     n_iter_ : int
-        Fine-tuning epochs, both phases.
+        Fine-tuning epochs, all phases.
     loss_curve_ : list of float
         Mean training loss per fine-tuning epoch (head phase first).
     validation_loss_curve_ : list of float
@@ -1104,6 +1142,12 @@ class AutoencoderClassifier(ClassifierMixin, _BaseSupervisedAutoencoder):
     A. Kumar, A. Raghunathan, R. Jones, T. Ma and P. Liang, "Fine-tuning can
     distort pretrained features and underperform out-of-distribution",
     ICLR 2022.
+
+    A. Iscen, G. Tolias, Y. Avrithis and O. Chum, "Label propagation for deep
+    semi-supervised learning", CVPR 2019.
+
+    D. Zhou, O. Bousquet, T. N. Lal, J. Weston and B. Schölkopf, "Learning
+    with local and global consistency", NeurIPS 16, 2004.
 
     Examples
     --------
@@ -1474,7 +1518,7 @@ class AutoencoderRegressor(RegressorMixin, _BaseSupervisedAutoencoder):
     n_head_iter_ : int
         Epochs of the head-only phase.
     n_iter_ : int
-        Fine-tuning epochs, both phases.
+        Fine-tuning epochs, all phases.
     loss_curve_ : list of float
         Mean training loss per fine-tuning epoch (head phase first).
     validation_loss_curve_ : list of float
