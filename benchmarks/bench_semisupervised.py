@@ -35,9 +35,10 @@ rows are drawn class-balanced (n / 10 per class). Methods:
 
 A label count of ``all`` labels every training row.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_semisupervised.py [--seeds 0 1 2]
-[--mnist-rows 20000] [--mnist-labels 100 1000 10000] [--digits-labels 50 200 all]
-[--plot benchmarks/semisupervised.png]``
+Run (``PYTHONPATH=.`` imports the checkout's skae rather than an installed
+one): ``PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_semisupervised.py
+[--seeds 0 1 2] [--mnist-rows 20000] [--mnist-labels 100 1000 10000]
+[--digits-labels 50 200 all] [--plot benchmarks/semisupervised.png]``
 """
 
 import argparse
