@@ -9,7 +9,9 @@ rows are drawn class-balanced (n / 10 per class). Methods:
 
 - ``skae AutoencoderClassifier``: the defaults (a ``DenoisingAE`` pretrained on
   every training row, then the head, then all layers with the reconstruction
-  term). Pretraining does not look at labels, so each seed pretrains once, as
+  term, then one round of label-propagation pseudo-labels: kNN graph in the
+  fine-tuned code space, all layers trained on the true and the weighted
+  pseudo-labels). Pretraining does not look at labels, so each seed pretrains once, as
   ``fit`` does (the default autoencoder, under
   ``skae._classifier.flush_subnormals``), and every label count reuses it
   through ``encoder=`` (the transfer path: the same computation as
@@ -33,9 +35,10 @@ rows are drawn class-balanced (n / 10 per class). Methods:
 
 A label count of ``all`` labels every training row.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_semisupervised.py [--seeds 0 1 2]
-[--mnist-rows 20000] [--mnist-labels 100 1000 10000] [--digits-labels 50 200 all]
-[--plot benchmarks/semisupervised.png]``
+Run (``PYTHONPATH=.`` imports the checkout's skae rather than an installed
+one): ``PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_semisupervised.py
+[--seeds 0 1 2] [--mnist-rows 20000] [--mnist-labels 100 1000 10000]
+[--digits-labels 50 200 all] [--plot benchmarks/semisupervised.png]``
 """
 
 import argparse

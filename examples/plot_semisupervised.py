@@ -7,7 +7,10 @@ Few labels: pretrain an autoencoder, then fine-tune
 not: unlabeled rows carry ``y = -1`` (scikit-learn's semi-supervised
 convention). A :class:`skae.DenoisingAE` is pretrained on all rows, a softmax
 head is trained on its codes of the labeled rows, then the whole network is
-fine-tuned with the reconstruction loss kept as a regularizer.
+fine-tuned with the reconstruction loss kept as a regularizer; last, the
+labels are propagated to the unlabeled rows over a kNN graph of their codes
+(Iscen et al., 2019) and the network is trained again on the true labels and
+these confidence-weighted pseudo-labels (``semi_supervised=None`` skips it).
 
 The first part draws a learning curve on MNIST (10,000 training images, when
 ``$SKAE_DATA_DIR`` holds MNIST; on ``load_digits`` otherwise) beside an

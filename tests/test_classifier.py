@@ -14,6 +14,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 from hypothesis import HealthCheck, given, settings
 from sklearn.base import clone
@@ -32,6 +33,7 @@ from skae import (
     SparseAE,
     _classifier,
 )
+from skae import _propagation as propagation
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bad_inputs import bad_inputs, check_outcome  # noqa: E402
@@ -531,3 +533,162 @@ def test_crafted_files_fail_clearly(digits, tmp_path, edit, match, monkeypatch):
     )
     with pytest.raises(ValueError, match=match):
         skae.load(path)
+
+
+# ------------------------------------------------- label-propagation pseudo-labels
+def test_knn_graph_is_the_symmetric_normalized_affinity():
+    # Two tight pairs far apart; each row's one neighbour is its partner.
+    codes = torch.tensor([[1.0, 0.1], [1.0, 0.3], [-1.0, 0.1], [-1.0, 0.4]])
+    graph = propagation.knn_graph(codes, 1).toarray()
+    np.testing.assert_array_equal(graph, graph.T)
+    np.testing.assert_array_equal(np.diag(graph), 0.0)
+    # By hand: centred, normalized codes; a = max(0, cos)^3, W = A + A^T,
+    # D^{-1/2} W D^{-1/2} for pairs that are each other's only neighbour gives
+    # 2a / sqrt(2a * 2a) = 1.
+    np.testing.assert_allclose(graph[0, 1], 1.0)
+    np.testing.assert_allclose(graph[2, 3], 1.0)
+    assert graph[0, 2] == graph[1, 3] == 0.0
+    # With two neighbours, rows 0 and 1 also reach one row of the other pair
+    # (clipped cosine > 0), and the values follow the closed form.
+    centred = codes.double() - codes.double().mean(0)
+    unit = centred / centred.norm(dim=1, keepdim=True)
+    cos = (unit @ unit.T).numpy()
+    graph = propagation.knn_graph(codes, 2).toarray()
+    affinity = np.zeros((4, 4))
+    for i in range(4):
+        others = [j for j in np.argsort(-cos[i]) if j != i][:2]
+        affinity[i, others] = np.clip(cos[i, others], 0, None) ** 3
+    w = affinity + affinity.T
+    d = w.sum(1)
+    expected = w / np.sqrt(np.outer(d, d))
+    np.testing.assert_allclose(graph, expected, rtol=1e-6)
+
+
+def test_propagation_labels_a_hand_made_graph():
+    # Two chains, 0-1-2 and 3-4-5, with a weak bridge 2-3; row 0 is labeled
+    # class 0 and row 5 class 1: each chain takes its end's label.
+    w = np.zeros((6, 6))
+    for i, j, value in [(0, 1, 1), (1, 2, 1), (2, 3, 0.01), (3, 4, 1), (4, 5, 1)]:
+        w[i, j] = w[j, i] = value
+    d = w.sum(1)
+    graph = scipy.sparse.csr_matrix(w / np.sqrt(np.outer(d, d)))
+    seeds = np.array([0, -1, -1, -1, -1, 1])
+    scores = propagation.propagate(graph, seeds, 2)
+    # The closed form of Zhou et al.: Z = (I - alpha W)^{-1} Y.
+    y = np.eye(2)[[0, 0, 0, 0, 0, 1]] * (seeds >= 0)[:, None]
+    np.testing.assert_allclose(
+        scores, np.linalg.solve(np.eye(6) - 0.99 * graph.toarray(), y), rtol=1e-4
+    )
+    targets, weights = propagation.pseudo_labels(scores, seeds)
+    np.testing.assert_array_equal(targets, [0, 0, 0, 1, 1, 1])
+    assert weights[0] == weights[5] == 1.0
+    # Rows near a labeled end are surer than rows at the bridge.
+    assert weights[1] > weights[2] > 0 and weights[4] > weights[3] > 0
+    # A third class nobody reaches and an isolated row: weight 0.
+    scores3 = propagation.propagate(
+        scipy.sparse.block_diag([graph, scipy.sparse.csr_matrix((1, 1))]).tocsr(),
+        np.append(seeds, -1),
+        3,
+    )
+    _, weights3 = propagation.pseudo_labels(scores3, np.append(seeds, -1))
+    assert weights3[6] == 0.0
+
+
+def test_pseudo_label_weights_are_certainty_times_class_balance():
+    scores = np.array([[1.0, 0.0], [0.9, 0.0], [0.8, 0.0], [0.1, 0.7], [0.0, 0.0]])
+    seeds = np.array([0, -1, -1, -1, -1])
+    targets, weights = propagation.pseudo_labels(scores, seeds)
+    np.testing.assert_array_equal(targets[:4], [0, 0, 0, 1])
+    p = np.array([0.125, 0.875])
+    certainty = 1 + (p * np.log(p)).sum() / np.log(2)
+    # 3 reached unlabeled rows: class 0 twice (balance 3/4), class 1 once (3/2).
+    np.testing.assert_allclose(weights, [1.0, 0.75, 0.75, 1.5 * certainty, 0.0])
+
+
+def test_weighted_loss_weighs_each_row():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    y = torch.tensor([0, 0, 1])
+    weight = torch.tensor([1.0, 0.5, 0.0])
+    rows = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    torch.testing.assert_close(
+        _classifier._cross_entropy(logits, y, weight), (rows * weight).mean()
+    )
+
+
+def test_unlabeled_rows_are_pseudo_labeled_by_propagation(digits, monkeypatch):
+    X, y, y_semi = digits
+    seen = []
+    original = AutoencoderClassifier._with_pseudo_labels
+
+    def spy(self, train, pool, labeled):
+        rows = original(self, train, pool, labeled)
+        seen.append(rows)
+        return rows
+
+    monkeypatch.setattr(AutoencoderClassifier, "_with_pseudo_labels", spy)
+    ae = DenoisingAE(n_components=32, hidden_layer_sizes=(64,), max_iter=20)
+    clf = tiny(autoencoder=ae, max_iter=200).fit(X, y_semi)
+    assert len(seen) == clf.propagation_rounds == 1
+    rows = seen[0]
+    index = rows.index.cpu().numpy()
+    # The 100 true labels with weight 1, then unlabeled rows with weights in
+    # (0, 1.x], pseudo-labels far above chance.
+    np.testing.assert_array_equal(index[:100], np.arange(100))
+    assert set(index[100:]) <= set(range(100, 300)) and len(index) > 200
+    weight = rows.weight.cpu().numpy()
+    np.testing.assert_array_equal(weight[:100], 1.0)
+    assert (weight[100:] > 0).all()
+    pseudo = rows.y.cpu().numpy()[100:]
+    # Measured: 0.75 (chance: 0.1).
+    assert (pseudo == y[index[100:]]).mean() > 0.6
+    # Off: plain fine-tuning, and a different model.
+    plain = tiny(max_iter=20, semi_supervised=None).fit(X, y_semi)
+    assert len(seen) == 1
+    assert not np.allclose(plain.predict_proba(X), clf.predict_proba(X))
+    # Two rounds propagate twice.
+    tiny(max_iter=20, propagation_rounds=2).fit(X, y_semi)
+    assert len(seen) == 3
+
+
+def test_all_labeled_data_skip_propagation(digits, monkeypatch):
+    X, y, _ = digits
+
+    def fail(*args):
+        raise AssertionError("propagation ran without unlabeled rows")
+
+    monkeypatch.setattr(AutoencoderClassifier, "_with_pseudo_labels", fail)
+    on = tiny().fit(X, y)
+    off = tiny(semi_supervised=None).fit(X, y)
+    np.testing.assert_array_equal(on.predict_proba(X), off.predict_proba(X))
+
+
+def test_held_out_rows_are_not_propagation_seeds(digits, monkeypatch):
+    X, _, y_semi = digits
+    seen = []
+    original = AutoencoderClassifier._with_pseudo_labels
+
+    def spy(self, train, pool, labeled):
+        rows = original(self, train, pool, labeled)
+        seen.append((train.index.cpu().numpy(), rows.index.cpu().numpy()))
+        return rows
+
+    monkeypatch.setattr(AutoencoderClassifier, "_with_pseudo_labels", spy)
+    tiny(early_stopping=True, validation_fraction=0.2).fit(X, y_semi)
+    seeds, rows = seen[0]
+    held_out = set(range(100)) - set(seeds)
+    assert len(held_out) == 20
+    assert not held_out & set(rows)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_neighbors": 0}, "n_neighbors"),
+        ({"propagation_rounds": 0}, "propagation_rounds"),
+        ({"semi_supervised": "self_training"}, "semi_supervised"),
+    ],
+)
+def test_bad_propagation_parameters_fail_clearly(digits, params, match):
+    X, _, y_semi = digits
+    with pytest.raises(ValueError, match=match):
+        tiny(**params).fit(X, y_semi)
