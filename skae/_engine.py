@@ -18,7 +18,6 @@ What the objective and the callbacks may rely on:
 - :class:`TrainingMonitor` is configured per phase through ``configure``.
 """
 
-import copy
 import math
 import warnings
 
@@ -124,6 +123,13 @@ class FastNet(NeuralNet):
         return (total / max(n_seen, 1)).item()
 
 
+def _copy_weights(module):
+    """A copy of ``module``'s state dict: tensor clones, without
+    ``copy.deepcopy``'s per-object bookkeeping (taken at every improving
+    epoch, a visible share of an epoch of a small model)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
 #: Divergence: the training loss exceeds its best by this many times the
 #: loss's own scale (the larger of the magnitudes of the first mini-batch's
 #: loss, at the starting weights, and of the best epoch's loss).
@@ -207,7 +213,7 @@ class TrainingMonitor(Callback):
         self.misses_ = 0
         if self.best_state_ is None:
             # A finite fallback even if the very first epoch diverges.
-            self.best_state_ = copy.deepcopy(net.module_.state_dict())
+            self.best_state_ = _copy_weights(net.module_)
 
     def on_epoch_end(self, net, **kwargs):
         self.epochs_run_ += 1
@@ -235,7 +241,7 @@ class TrainingMonitor(Callback):
             self.misses_ += 1
         if score < self.best_score_:
             self.best_score_ = score
-            self.best_state_ = copy.deepcopy(net.module_.state_dict())
+            self.best_state_ = _copy_weights(net.module_)
         if self.patience is not None and self.misses_ >= self.patience:
             self.stop_reason_ = "converged"
             raise KeyboardInterrupt
