@@ -39,3 +39,25 @@ def reconstruction_loss(output, target, loss):
     else:
         per_element = (output - target).square()
     return per_element.mean(dim=1)
+
+
+def mean_reconstruction_loss(output, target, loss):
+    """Mean of :func:`reconstruction_loss` over the batch, in one reduction.
+
+    Every sample has the same number of features, so the mean of the
+    per-sample means is the mean over all entries: torch's fused
+    ``reduction="mean"`` kernels compute it (forward and backward) without the
+    per-sample intermediate, a few percent of a small model's training step.
+    Equal to ``reconstruction_loss(output, target, loss).mean()`` up to
+    floating-point rounding.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae._losses import mean_reconstruction_loss
+    >>> mean_reconstruction_loss(torch.ones(2, 3), torch.zeros(2, 3), "mse")
+    tensor(1.)
+    """
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(output, target)
+    return F.mse_loss(output, target)

@@ -21,7 +21,7 @@ import contextlib
 
 import torch
 
-from skae._losses import reconstruction_loss
+from skae._losses import mean_reconstruction_loss
 
 
 class ReconstructionObjective(torch.nn.Module):
@@ -79,6 +79,6 @@ class ReconstructionObjective(torch.nn.Module):
             code = module.encode(x_in)
             if training:
                 self.observe(code.detach())
-            value = reconstruction_loss(module.decode(code), x, self.loss).mean()
+            value = mean_reconstruction_loss(module.decode(code), x, self.loss)
             extra = self.penalty(code, x_in, module)
             return value if extra is None else value + extra

@@ -56,6 +56,7 @@ class ELBOObjective(torch.nn.Module):
         self.log_jacobian = log_jacobian
         self.kl_weight = 1.0
         self._sums = None
+        self._n_rows = 0
 
     def begin_epoch(self, epoch):
         warmup = self.kl_warmup
@@ -63,9 +64,10 @@ class ELBOObjective(torch.nn.Module):
 
     def epoch_statistics(self):
         sums, self._sums = self._sums, None
+        n, self._n_rows = self._n_rows, 0
         if sums is None:
             return {"kl_weight": self.kl_weight}
-        recon, kl, n = sums.tolist()
+        recon, kl = sums.tolist()
         return {
             "kl_weight": self.kl_weight,
             "train_reconstruction": recon / n - self.log_jacobian,
@@ -82,10 +84,13 @@ class ELBOObjective(torch.nn.Module):
             x, mu, logvar, module.decode, self.likelihood, module.decoder_logvar()
         )
         if training:
-            terms = torch.stack([recon.sum(), kl.sum(), recon.new_tensor(len(x))])
-            terms = terms.detach()
-            self._sums = terms if self._sums is None else self._sums + terms
-        return (self.beta * self.kl_weight * kl - recon).mean()
+            # Summed on the device, outside the graph, read once per epoch.
+            terms = torch.stack([recon.detach().sum(), kl.detach().sum()])
+            self._sums = terms if self._sums is None else self._sums.add_(terms)
+            self._n_rows += len(x)
+        weight = self.beta * self.kl_weight
+        # Weight 1 (no beta, no warm-up) skips a multiplication: same values.
+        return ((kl if weight == 1 else weight * kl) - recon).mean()
 
 
 class VAE(MLPMixin, BaseAutoencoder):

@@ -1,0 +1,89 @@
+"""The engine's lean training step computes what skorch's generic one does."""
+
+import copy
+
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from skae import _engine
+from skae._losses import mean_reconstruction_loss, reconstruction_loss
+from skae._objectives import ReconstructionObjective
+from skae._sources import TensorRows
+from skae._sparse import SparsityObjective
+from skae._sparsity import SPARSITY_KINDS
+from skae.nn import MLPAutoencoder
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_mean_loss_is_the_mean_of_the_per_sample_losses(loss):
+    generator = torch.Generator().manual_seed(0)
+    output = torch.randn(37, 11, generator=generator)
+    target = torch.rand(37, 11, generator=generator)
+    expected = reconstruction_loss(output, target, loss).mean()
+    torch.testing.assert_close(mean_reconstruction_loss(output, target, loss), expected)
+
+
+class GradientCounter(Callback):
+    """Listens to the gradients: the net must then take skorch's own step."""
+
+    def initialize(self):
+        self.calls_ = 0
+        return self
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        assert all(p.grad is not None for _, p in named_parameters)
+        self.calls_ += 1
+
+
+def _train(module, rows, extra_callbacks):
+    net = _engine.build_net(
+        module,
+        ReconstructionObjective("mse"),
+        learning_rate=1e-2,
+        weight_decay=1e-3,  # two parameter groups, as with alpha > 0
+        batch_size=16,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(1),
+        device=torch.device("cpu"),
+        tol=0.0,
+        patience=10,
+        monitor="train_loss",
+        restore_best=False,
+        verbose=0,
+        max_epochs=3,
+        extra_callbacks=extra_callbacks,
+    )
+    _engine.run_epochs(net, rows, None, 3)
+    return net
+
+
+def test_lean_step_trains_exactly_like_skorchs_generic_step():
+    torch.manual_seed(0)
+    start = MLPAutoencoder(6, 2, (5,))
+    rows = TensorRows(torch.randn(70, 6, generator=torch.Generator().manual_seed(2)))
+    lean = _train(copy.deepcopy(start), rows, [])
+    counter = GradientCounter()
+    generic = _train(copy.deepcopy(start), rows, [("grads", counter)])
+    assert not lean._generic_step and generic._generic_step
+    assert counter.calls_ == 3 * 5  # every batch (70 rows / 16) of every epoch
+    for a, b in zip(lean.module_.parameters(), generic.module_.parameters()):
+        assert torch.equal(a, b)
+    assert lean.history[:, "train_loss"] == generic.history[:, "train_loss"]
+    # Training moved the weights: the comparison is not between two starts.
+    moved = [
+        not torch.equal(a, b)
+        for a, b in zip(start.parameters(), lean.module_.parameters())
+    ]
+    assert any(moved)
+
+
+@pytest.mark.parametrize("track", [True, False])
+def test_sparsity_objective_records_firing_only_when_asked(track):
+    objective = SparsityObjective("mse", SPARSITY_KINDS["l1"], 0.01, 0.05, track)
+    module = MLPAutoencoder(4, 3, (), code_activation="relu")
+    objective(module, torch.randn(8, 4), training=True)
+    statistics = objective.epoch_statistics()
+    assert ("fired_units" in statistics) is track
+    if track:
+        assert statistics["fired_units"].shape == (3,)
