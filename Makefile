@@ -20,8 +20,12 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# One pytest worker per core (pytest-xdist): every test pins torch to one
+# thread, so the workers do not compete for cores.
+PYTEST_WORKERS ?= auto
+
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS)
 
 showcase: setup
 	$(PY) examples/plot_showcase.py
