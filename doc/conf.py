@@ -176,7 +176,17 @@ def _copy_benchmark_reports(app):
         shutil.copy(report, BENCH_COPY / "results" / report.name)
 
 
+def _skip_metadata_request_setters(app, what, name, obj, skip, options):
+    # scikit-learn generates set_fit_request / set_transform_request for
+    # methods with extra arguments (GraphAutoencoder's ``features``); their
+    # docstrings cite scikit-learn's glossary, and scikit-learn documents them.
+    if re.fullmatch(r"set_\w+_request", name):
+        return True
+    return None
+
+
 def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_request_setters)
     app.connect("builder-inited", _copy_benchmark_reports)
     app.connect("source-read", _drop_missing_pages)
     # Before numpydoc (priority 500) parses the sections.

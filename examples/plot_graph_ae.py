@@ -1,7 +1,7 @@
 """
-=====================================================
+======================================================
 Graph autoencoder: node embeddings and link prediction
-=====================================================
+======================================================
 
 :class:`skae.GraphAutoencoder` embeds the nodes of a graph given by its
 adjacency matrix, as ``SpectralEmbedding(affinity="precomputed")`` does, with
