@@ -21,7 +21,7 @@ input), and is reported on the held-out rows:
   :func:`skae.metrics.sparse_code_metrics`;
 - ``fit_s``: wall time of ``fit``.
 
-Methods: each ``SparseAE`` kind at its defaults except the sizes, 30 epochs of
+Methods: each ``SparseAE`` kind at its defaults except the sizes, 45 epochs of
 batches of 256 rows at learning rate 3e-3 (``batchtopk`` with and without
 AuxK at k = true L0, ``matryoshka`` at k = true L0, ``jumprelu`` at its
 default weight, ``topk`` at k = true L0, ``l1`` at two weights that bracket
@@ -222,7 +222,7 @@ def main():
     parser.add_argument("--l0", type=float, default=4.0)
     parser.add_argument("--n-rows", type=int, default=20000)
     parser.add_argument("--n-test", type=int, default=5000)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=45)
     parser.add_argument("--dl-epochs", type=int, default=2)
     parser.add_argument("--dl-alpha", type=float, default=0.2)
     parser.add_argument("--only", nargs="*", help="substrings of method names")
