@@ -185,14 +185,18 @@ class _CodeType:
         for it in range(1, self.max_iter + 1):
             order = torch.as_tensor(rng.permutation(n_samples), device=Xt.device)
             D_prev = state["components_"].clone()
-            objective = 0.0
+            objective, rows = 0.0, 0
             for start in range(0, n_samples, batch_size):
                 batch = Xt[order[start : start + batch_size]]
                 batch_objective = self.step(batch, state, rng)
                 objective += batch_objective
+                rows += batch.shape[0]
                 if plateau.reached(batch_objective / batch.shape[0]):
                     converged = True
                     break
+            # A pass cut short by the plateau rule is scaled to all rows, so
+            # n_init restarts compare objectives over the same number of rows.
+            objective *= n_samples / rows
             self.log(it, objective)
             if converged:
                 break
@@ -916,7 +920,8 @@ class DictionaryLearner(
 
     objective_ : float
         Objective (summed over samples) at the end of training; for
-        mini-batch training, summed over the batches of the last pass; after
+        mini-batch training, summed over the batches of the last pass (scaled
+        to all samples when the pass stopped early); after
         :meth:`partial_fit`, that of its batch. For ``"orthogonal"``
         mini-batch training and :meth:`partial_fit` give the exact objective
         over all samples seen.

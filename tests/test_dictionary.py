@@ -510,3 +510,15 @@ def test_auto_tolerance_is_chosen_per_code_type():
     tols = {code: DictionaryLearner(code=code)._code_type().tol for code in _CODE_TYPES}
     assert tols["sparse"] == 1e-7 and tols["nonnegative"] == 1e-4
     assert DictionaryLearner(code="sparse", tol=0.5)._code_type().tol == 0.5
+
+
+def test_online_objective_counts_every_row_when_a_pass_stops_early(digits):
+    """n_init keeps the lowest objective_, so a pass cut short by the plateau
+    rule must report an objective over all rows, not over the rows it saw."""
+    X = digits[:600] / 16.0
+    model = DictionaryLearner(
+        n_components=8, alpha=0.3, batch_size=50, random_state=0
+    ).fit(X)
+    assert model.n_steps_ % (600 // 50) != 0  # it stopped within a pass
+    full = -model.score_samples(X).sum()
+    assert 0.5 * full < model.objective_ < 2.0 * full
