@@ -12,7 +12,7 @@ from skae._base import BaseAutoencoder
 from skae._denoising import DenoisingObjective
 from skae._noise import NOISE_KINDS
 from skae._objectives import ReconstructionObjective
-from skae._sources import FeatureStatistics
+from skae._sources import pooled_statistics
 from skae.nn import ACTIVATIONS, ConvAutoencoderModule
 
 
@@ -66,42 +66,6 @@ def resolve_image_shape(image_shape, n_features):
             f"{n_features} features."
         )
     return shape
-
-
-def per_channel_statistics(stats, n_channels):
-    """Per-feature statistics pooled over the pixels of each channel.
-
-    Every pixel of a channel gets the channel's minimum, maximum, mean and
-    standard deviation (of all its pixels of all images: the variance is the
-    mean within-pixel variance plus the variance of the pixel means), so the
-    scaler fitted on them scales per channel, not per pixel.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skae._sources import chunked_statistics
-    >>> from skae._conv import per_channel_statistics
-    >>> X = np.array([[0.0, 2.0, 10.0, 10.0], [0.0, 2.0, 10.0, 10.0]])
-    >>> pooled = per_channel_statistics(chunked_statistics(X), 2)
-    >>> pooled.mean.tolist(), pooled.std.tolist(), pooled.max.tolist()
-    ([1.0, 1.0, 10.0, 10.0], [1.0, 1.0, 0.0, 0.0], [2.0, 2.0, 10.0, 10.0])
-    """
-    n_pixels = len(stats.mean) // n_channels
-
-    def per_pixel(values):
-        return np.repeat(values, n_pixels)
-
-    mean = stats.mean.reshape(n_channels, n_pixels)
-    std = stats.std.reshape(n_channels, n_pixels)
-    channel_mean = mean.mean(axis=1)
-    with np.errstate(over="ignore", invalid="ignore"):  # the scaler reports it
-        variance = (std**2 + (mean - channel_mean[:, None]) ** 2).mean(axis=1)
-    return FeatureStatistics(
-        per_pixel(stats.min.reshape(n_channels, n_pixels).min(axis=1)),
-        per_pixel(stats.max.reshape(n_channels, n_pixels).max(axis=1)),
-        per_pixel(channel_mean),
-        per_pixel(np.sqrt(variance)),
-    )
 
 
 class ConvAutoencoder(BaseAutoencoder):
@@ -367,8 +331,8 @@ class ConvAutoencoder(BaseAutoencoder):
             )
 
     def _fit_scaler(self, stats, scaling, in_unit_interval):
-        n_channels = resolve_image_shape(self.image_shape, len(stats.mean))[0]
-        pooled = per_channel_statistics(stats, n_channels)
+        shape = resolve_image_shape(self.image_shape, len(stats.mean))
+        pooled = pooled_statistics(stats, shape, channel_axis=0)
         super()._fit_scaler(pooled, scaling, in_unit_interval)
         # Salt-and-pepper extremes, per channel, kept in X's units so that
         # partial_fit after skae.load corrupts the same way.

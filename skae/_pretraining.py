@@ -20,7 +20,7 @@ from torch import nn
 from skae import _engine
 from skae._objectives import ReconstructionObjective
 from skae._sources import TensorRows
-from skae.nn import LinearPlusMLP
+from skae.nn import EncoderDecoder, LinearPlusMLP
 
 
 def _blocks(sequential):
@@ -36,22 +36,8 @@ def _blocks(sequential):
     return blocks
 
 
-class LayerPair(nn.Module):
+class LayerPair(EncoderDecoder):
     """A shallow autoencoder sharing its parameters with one level of a stack."""
-
-    def __init__(self, encoder, decoder):
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-
-    def encode(self, x):
-        return self.encoder(x)
-
-    def decode(self, z):
-        return self.decoder(z)
-
-    def forward(self, x):
-        return self.decode(self.encode(x))
 
 
 def _stack(part):

@@ -10,34 +10,10 @@ from skae import _dask
 from skae._base import BaseAutoencoder
 from skae._dask import is_dask_collection
 from skae._losses import reconstruction_loss
-from skae._sources import FeatureStatistics
+from skae._sources import pooled_statistics
 from skae.nn import RecurrentAutoencoder
 from skae.nn._recurrent import CELLS
 from skae.utils._warnings import warn_user
-
-
-def _pooled_per_channel(stats, n_steps, n_channels):
-    """Per-feature statistics pooled over the steps of each channel, then
-    repeated at every step, so every step of a channel is scaled alike.
-
-    Each step holds the same number of samples, so a channel's mean is the
-    mean of its steps' means, and its variance the mean of its steps'
-    variances plus the variance of their means (the law of total variance).
-    """
-
-    def grid(v):
-        return np.asarray(v, dtype=np.float64).reshape(n_steps, n_channels)
-
-    mean, std = grid(stats.mean), grid(stats.std)
-    channel_mean = mean.mean(axis=0)
-    channel_var = (std**2).mean(axis=0) + ((mean - channel_mean) ** 2).mean(axis=0)
-    pooled = FeatureStatistics(
-        min=grid(stats.min).min(axis=0),
-        max=grid(stats.max).max(axis=0),
-        mean=channel_mean,
-        std=np.sqrt(channel_var),
-    )
-    return FeatureStatistics(*(np.tile(v, n_steps) for v in pooled))
 
 
 class SequenceAutoencoder(BaseAutoencoder):
@@ -299,7 +275,7 @@ class SequenceAutoencoder(BaseAutoencoder):
     def _fit_scaler(self, stats, scaling, in_unit_interval):
         shape = self._sequence_shape(len(stats.mean))
         super()._fit_scaler(
-            _pooled_per_channel(stats, *shape), scaling, in_unit_interval
+            pooled_statistics(stats, shape, channel_axis=1), scaling, in_unit_interval
         )
 
     def _architecture(self, n_features):

@@ -35,6 +35,49 @@ class FeatureStatistics(NamedTuple):
     std: np.ndarray
 
 
+def pooled_statistics(stats, shape, channel_axis):
+    """Per-feature statistics pooled over every position of each channel.
+
+    The features are read as an array of ``shape`` (an image's
+    ``(channels, height, width)``, a sequence's ``(n_steps, n_channels)``)
+    whose axis ``channel_axis`` holds the channels. Each feature gets its
+    channel's minimum, maximum, mean and standard deviation over all its
+    positions and rows: every position holds the same number of rows, so the
+    channel's mean is the mean of the positions' means and its variance the
+    mean of their variances plus the variance of their means (the law of
+    total variance). A scaler fitted on them scales per channel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae._sources import chunked_statistics, pooled_statistics
+    >>> X = np.array([[0.0, 2.0, 10.0, 10.0], [0.0, 2.0, 10.0, 10.0]])
+    >>> pooled = pooled_statistics(chunked_statistics(X), (2, 2), channel_axis=0)
+    >>> pooled.mean.tolist(), pooled.std.tolist(), pooled.max.tolist()
+    ([1.0, 1.0, 10.0, 10.0], [1.0, 1.0, 0.0, 0.0], [2.0, 2.0, 10.0, 10.0])
+    """
+
+    def by_channel(values):  # (n_channels, n_positions)
+        grid = np.asarray(values, dtype=np.float64).reshape(shape)
+        return np.moveaxis(grid, channel_axis, 0).reshape(shape[channel_axis], -1)
+
+    def per_feature(values):  # one value per channel, back at every position
+        moved = [shape[channel_axis], *np.delete(shape, channel_axis)]
+        spread = np.broadcast_to(values.reshape(-1, *[1] * (len(shape) - 1)), moved)
+        return np.moveaxis(spread, 0, channel_axis).reshape(-1).copy()
+
+    mean, std = by_channel(stats.mean), by_channel(stats.std)
+    channel_mean = mean.mean(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # the scaler reports it
+        variance = (std**2 + (mean - channel_mean[:, None]) ** 2).mean(axis=1)
+    return FeatureStatistics(
+        per_feature(by_channel(stats.min).min(axis=1)),
+        per_feature(by_channel(stats.max).max(axis=1)),
+        per_feature(channel_mean),
+        per_feature(np.sqrt(variance)),
+    )
+
+
 #: Bytes of float64 rows read at once by the one-pass statistics.
 STATISTICS_CHUNK_BYTES = 16 * 2**20
 

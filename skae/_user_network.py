@@ -18,6 +18,7 @@ import copy
 import torch
 from sklearn.base import BaseEstimator
 
+from skae.nn import EncoderDecoder
 from skae.utils._device import resolve_device
 
 #: Constraints of the user-network parameters, merged into an estimator's own.
@@ -27,7 +28,7 @@ USER_NETWORK_PARAMETER_CONSTRAINTS = {
 }
 
 
-class UserNetwork(torch.nn.Module):
+class UserNetwork(EncoderDecoder):
     """A user's encoder and decoder joined into an :class:`~skae.nn.AutoencoderModule`.
 
     Examples
@@ -38,20 +39,6 @@ class UserNetwork(torch.nn.Module):
     >>> net(torch.zeros(3, 4)).shape
     torch.Size([3, 4])
     """
-
-    def __init__(self, encoder, decoder):
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-
-    def encode(self, x):
-        return self.encoder(x)
-
-    def decode(self, z):
-        return self.decoder(z)
-
-    def forward(self, x):
-        return self.decode(self.encode(x))
 
 
 def is_user_network(value):

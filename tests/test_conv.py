@@ -13,10 +13,10 @@ from sklearn.svm import SVC
 
 import skae
 from skae import ConvAutoencoder
-from skae._conv import per_channel_statistics, resolve_image_shape
+from skae._conv import resolve_image_shape
 from skae._denoising import DenoisingObjective
 from skae._objectives import ReconstructionObjective
-from skae._sources import chunked_statistics
+from skae._sources import chunked_statistics, pooled_statistics
 from skae.nn import AutoencoderModule, ConvAutoencoderModule
 from skae.nn._conv import conv_output_size, transposed_output_padding
 
@@ -179,7 +179,9 @@ def test_scaling_is_per_channel(scaling):
 
 def test_per_channel_statistics_pool_pixels():
     X = np.random.RandomState(0).randn(50, 3, 5) * [[1.0], [4.0], [0.1]]
-    pooled = per_channel_statistics(chunked_statistics(X.reshape(50, 15)), 3)
+    pooled = pooled_statistics(
+        chunked_statistics(X.reshape(50, 15)), (3, 5), channel_axis=0
+    )
     np.testing.assert_allclose(pooled.mean[::5], X.mean(axis=(0, 2)), atol=1e-12)
     np.testing.assert_allclose(pooled.std[::5], X.std(axis=(0, 2)), rtol=1e-10)
     np.testing.assert_allclose(pooled.min[::5], X.min(axis=(0, 2)))

@@ -14,7 +14,7 @@ from skae.nn._mlp import (
     make_mlp,
     output_activation,
 )
-from skae.nn._protocol import AutoencoderModule
+from skae.nn._protocol import AutoencoderModule, EncoderDecoder
 from skae.nn._recurrent import (
     RecurrentAutoencoder,
     RecurrentDecoder,
@@ -28,6 +28,7 @@ __all__ = [
     "AutoencoderModule",
     "BatchTopK",
     "ConvAutoencoderModule",
+    "EncoderDecoder",
     "GaussianEncoder",
     "JumpReLU",
     "LinearPlusMLP",

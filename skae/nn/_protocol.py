@@ -49,3 +49,33 @@ class AutoencoderModule(Protocol):
     def encode(self, x: torch.Tensor) -> torch.Tensor: ...
 
     def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+class EncoderDecoder(torch.nn.Module):
+    """The simplest :class:`AutoencoderModule`: an encoder, then a decoder.
+
+    Joins two existing modules without copying them, so training it trains
+    them (a level of a layer-wise stack, or a user's own networks).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae.nn import AutoencoderModule, EncoderDecoder
+    >>> net = EncoderDecoder(torch.nn.Linear(4, 2), torch.nn.Linear(2, 4))
+    >>> net(torch.zeros(3, 4)).shape, isinstance(net, AutoencoderModule)
+    (torch.Size([3, 4]), True)
+    """
+
+    def __init__(self, encoder, decoder):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
