@@ -51,6 +51,7 @@ from skae._objectives import ReconstructionObjective
 from skae._phases import EndToEnd, TrainingSession
 from skae.nn import output_activation
 from skae.utils._device import resolve_device
+from skae.utils._float_mode import flush_subnormals
 from skae.utils._threads import intra_op_threads, threads_for
 from skae.utils._warnings import warn_user
 
@@ -324,7 +325,7 @@ class BaseAutoencoder(
         group : skae.distributed.ProcessGroup, default=None
             Data-parallel training: this process trains on its shard.
         """
-        with _rollback_on_error(self):
+        with _rollback_on_error(self), flush_subnormals():
             fresh = not (incremental and hasattr(self, "module_"))
             source = as_source(self, X, reset=fresh)
             if fresh:
@@ -523,7 +524,7 @@ class BaseAutoencoder(
         out = np.empty((X.shape[0], *n_out), dtype=out_dtype)
         rows = min(INFERENCE_BATCH_SIZE, X.shape[0])
         threads = threads_for(rows * self._n_parameters(), self.device_, self.n_jobs)
-        with intra_op_threads(threads), torch.inference_mode():
+        with intra_op_threads(threads), flush_subnormals(), torch.inference_mode():
             for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
                 chunk = X[start : start + INFERENCE_BATCH_SIZE]
                 # A read-only memmap slice is copied: torch wants writable memory.

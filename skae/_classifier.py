@@ -15,7 +15,6 @@ handling and random streams as every autoencoder's fit. Only the rows differ:
 batches carry targets, and draw a batch of rows for the regularizer with each.
 """
 
-import contextlib
 import copy
 import math
 from numbers import Integral, Real
@@ -63,6 +62,7 @@ from skae._sources import ArraySource, _Pass
 from skae.nn import ACTIVATIONS, make_mlp
 from skae.utils import all_estimators
 from skae.utils._device import resolve_device
+from skae.utils._float_mode import flush_subnormals
 from skae.utils._warnings import warn_user
 
 _FLOAT_DTYPES = [np.float64, np.float32]
@@ -357,37 +357,6 @@ def _squared_error(output, y, weight=None):
     if weight is None:
         return F.mse_loss(output.squeeze(-1), y)
     return ((output.squeeze(-1) - y) ** 2 * weight).mean()
-
-
-@contextlib.contextmanager
-def flush_subnormals():
-    """Treat subnormal floats as zero on this thread's CPU inside the block.
-
-    Subnormal numbers (below about 1e-38 in float32) are many times slower
-    in CPU arithmetic, and training meets them: weights that only weight
-    decay moves (e.g. those of MNIST's always-blank border pixels) decay
-    geometrically into that range, and so do the sigmoid gradients of
-    saturated BCE logits. Measured on a pretrained MNIST encoder, one
-    fine-tuning step took 2.9x as long without this. Results change only
-    below the smallest normal number. The caller's setting, probed by
-    whether a subnormal survives a multiplication, is restored after.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skae._classifier import flush_subnormals
-    >>> with flush_subnormals():
-    ...     inside = torch.full((1,), 1e-40).mul(1.0).item()
-    >>> inside, torch.full((1,), 1e-40).mul(1.0).item() > 0
-    (0.0, True)
-    """
-    was_flushing = torch.full((1,), 1e-40).mul(1.0).item() == 0.0
-    switched = not was_flushing and torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if switched:
-            torch.set_flush_denormal(False)
 
 
 def _autoencoder_class(name):

@@ -43,6 +43,7 @@ from sklearn.utils.validation import (
 from skae import _random
 from skae.nn._graph import GCNEncoder, inner_product_logits
 from skae.utils._device import resolve_device
+from skae.utils._float_mode import flush_subnormals
 from skae.utils._threads import intra_op_threads, threads_for
 from skae.utils._warnings import warn_user
 
@@ -529,7 +530,10 @@ class GraphAutoencoder(
                 scaled, self.validation_fraction, split_rng
             )
         train_inputs = train if features is None else features
-        with intra_op_threads(threads_for(work, device, self.n_jobs)):
+        with (
+            intra_op_threads(threads_for(work, device, self.n_jobs)),
+            flush_subnormals(),
+        ):
             self._train(
                 module, train, train_inputs, validation, sampling, int(seeds[1]), device
             )
