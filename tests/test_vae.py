@@ -411,3 +411,19 @@ def test_anomaly_ranking_roc_auc(name):
     auc = roc_auc_score(y_test, -vae.score_samples(X_test))
     # Measured: wbc 0.90, ionosphere 0.85, cardio 0.85.
     assert auc > 0.75, auc
+
+
+def test_auto_likelihood_follows_the_data_range():
+    rng = np.random.RandomState(0)
+    unit = rng.rand(80, 6)
+    params = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        in_unit = VAE(**params).fit(unit)
+        outside = VAE(**params).fit(unit * 3 - 1)
+        forced = VAE(likelihood="gaussian", **params).fit(unit)
+    assert (in_unit.likelihood_, in_unit.loss_) == ("bernoulli", "bce")
+    assert (outside.likelihood_, outside.loss_) == ("gaussian", "mse")
+    assert forced.likelihood_ == "gaussian"
+    with pytest.raises(ValueError, match="chose 'gaussian'"):
+        VAE(binarize="dynamic", **params).fit(unit * 3 - 1)
