@@ -7,6 +7,12 @@ weight, when a code unit counts as firing, and whether dead units are
 resampled. ``SPARSITY_KINDS`` maps the ``sparsity`` parameter's values to
 them; adding a kind is adding one class and one entry here (the parameter's
 allowed values and the estimator read this table).
+
+With a user's encoder and decoder (``SparseAE(encoder=..., decoder=...)``)
+the encoder's outputs are the code's pre-activations, and
+``user_code_layer`` is the layer skae puts after them: the kind's code
+activation or selection. The dictionary kinds, whose network is their own,
+refuse a user's network (``supports_user_network``).
 """
 
 import math
@@ -15,7 +21,7 @@ import torch
 
 from skae._penalties import TopK, kl_sparsity_penalty, l1_penalty
 from skae._sae_training import geometric_median, sample_rows
-from skae.nn import linear_layers
+from skae.nn import ACTIVATIONS, linear_layers
 from skae.nn._sae import BatchTopK, JumpReLU, SAEModule
 
 
@@ -33,10 +39,22 @@ class SparsityKind:
     #: Whether the kind has its own network (:class:`DictionaryKind`) instead
     #: of the MLP of ``hidden_layer_sizes``.
     own_network = False
+    #: Whether a user's encoder and decoder can carry this kind's code.
+    supports_user_network = True
 
     def architecture(self, n_components, k):
         """Entries this kind adds to the fitted architecture."""
         return {}
+
+    def user_architecture(self, n_components, k, sparsity_target):
+        """Entries this kind adds to the architecture of a user's network."""
+        return self.architecture(n_components, k)
+
+    def user_code_layer(self, architecture):
+        """The layer after a user's encoder: its outputs become the code."""
+        if self.code_activation is None:
+            return torch.nn.Identity()
+        return ACTIVATIONS[self.code_activation]()
 
     def extend_module(self, module, architecture):
         """Add layers to the MLP module (structure only, no initialization)."""
@@ -55,6 +73,28 @@ class SparsityKind:
         return code > self.firing_threshold
 
 
+class ShiftedSigmoid(torch.nn.Module):
+    """:math:`h \\mapsto \\sigma(h + c)` with a fixed shift :math:`c`.
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from skae._sparsity import ShiftedSigmoid
+    >>> ShiftedSigmoid(math.log(0.05 / 0.95))(torch.zeros(1)).round(decimals=3)
+    tensor([0.0500])
+    """
+
+    def __init__(self, shift):
+        super().__init__()
+        self.shift = float(shift)
+
+    def forward(self, h):
+        return torch.sigmoid(h + self.shift)
+
+    def extra_repr(self):
+        return f"shift={self.shift:.4g}"
+
+
 class KLSparsity(SparsityKind):
     r"""Sigmoid codes and :math:`\beta \sum_j KL(\rho \| \hat\rho_j)` on the
     mini-batch mean activations :math:`\hat\rho_j` (Ng, 2011)."""
@@ -63,6 +103,17 @@ class KLSparsity(SparsityKind):
     default_weight = 0.1
     # Sigmoid units are never exactly 0: firing means above one half.
     firing_threshold = 0.5
+
+    def user_architecture(self, n_components, k, sparsity_target):
+        rho = float(sparsity_target)
+        return {"code_shift": math.log(rho / (1 - rho))}
+
+    def user_code_layer(self, architecture):
+        # A user's last layer is not skae's to initialize: the fixed shift
+        # logit(rho) starts every unit at the target activity all the same
+        # (a code of pre-activation 0 has activity rho), as the bias start
+        # of skae's own network does.
+        return ShiftedSigmoid(architecture["code_shift"])
 
     def initialize(self, module, sparsity_target):
         # Start every unit at the target activity rho: from bias 0 (activity
@@ -103,6 +154,9 @@ class TopKSparsity(SparsityKind):
     def extend_module(self, module, architecture):
         module.encoder.append(TopK(architecture["k"]))
 
+    def user_code_layer(self, architecture):
+        return TopK(architecture["k"])
+
 
 class DictionaryKind(SparsityKind):
     r"""Base of the kinds with the network of the interpretability literature,
@@ -113,6 +167,10 @@ class DictionaryKind(SparsityKind):
     (:class:`skae._sae_training.SAEObjective`)."""
 
     own_network = True
+    # The unit-norm dictionary, the tied start, the pre-encoder bias at the
+    # geometric median, the nested prefixes and the AuxK loss all read or
+    # write the weights of skae's own one-layer network.
+    supports_user_network = False
 
     def architecture(self, n_components, k):
         return {}
