@@ -71,7 +71,14 @@ class ContractiveAE(
     what is computed then (as cheap as the forward pass). For a deeper encoder
     the Jacobian of the whole batch is obtained with ``n_components`` batched
     vector-Jacobian products (one backward pass vectorized over the code
-    units) and differentiated through.
+    units) and differentiated through. Your own ``encoder`` gets the same
+    exact penalty by autograd (the closed form when it is a
+    ``torch.nn.Sequential`` of one ``Linear`` and a ``Sigmoid``), with the
+    same per-feature weight; it must allow a batched backward pass
+    (``torch.vmap``), as torch's standard layers do. Its cost grows with
+    ``n_components``: 10 epochs on the digits (1,797 rows, a 64-64-16 tanh
+    encoder, one CPU thread) took 1.0 s with the penalty and 0.17 s with
+    ``contraction_weight=0``.
 
     The penalty makes the code locally invariant to the directions in which
     the data do not vary, while the reconstruction term keeps it sensitive

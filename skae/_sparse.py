@@ -22,6 +22,7 @@ from skae._user_network import (
     USER_NETWORK_PARAMETER_CONSTRAINTS,
     UserNetwork,
     UserNetworkMixin,
+    UserSAENetwork,
 )
 from skae.nn import MLPAutoencoder, linear_layers
 
@@ -317,22 +318,26 @@ class SparseAE(UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoen
         the ``n_components`` code units: skae puts the kind's code layer after
         it (``"kl"``: :math:`\sigma(h + \log\frac{\rho}{1 - \rho})`, the
         shift starting every unit at the target activity; ``"l1"``: ReLU;
-        ``"topk"``: the ``k`` largest kept), and the penalty and the dead-unit
-        count read the resulting code. ``"batchtopk"``, ``"matryoshka"`` and
-        ``"jumprelu"`` train skae's own one-layer network and raise a
-        ValueError. With ``resample_dead=True`` (``"l1"``, ``"topk"``) the
+        ``"topk"``: the ``k`` largest kept; the dictionary kinds: their
+        BatchTopK or JumpReLU, with the AuxK loss, ``g(z) - g(0)`` of your
+        decoder :math:`g` reconstructing the residual, and Matryoshka's
+        prefixes decoded with the later latents zeroed). The penalty and the
+        dead-unit count read the resulting code. Your network starts as
+        given: the unit-norm decoder columns, the tied start and the
+        pre-encoder bias of the dictionary kinds' own network are not
+        applied. With ``resample_dead=True`` (``"l1"``, ``"topk"``) the
         encoder must end with a :class:`torch.nn.Linear` and the decoder
         start with one (the layer itself or an end of a
         :class:`torch.nn.Sequential`), whose rows and columns are the ones
-        resampled. A module instance is deep-copied at every fit, so your
-        instance never changes and its weights are the starting point; a
-        class or another callable is called as ``encoder(n_features,
-        n_components)``, the signature of :class:`torch.nn.Linear`, under the
-        fit's seed. The MLP parameters (``hidden_layer_sizes``,
-        ``activation``, ``dropout``) then do not apply. None builds skae's
-        network. Rows must not interact in the network (no batch
-        normalization). :func:`skae.save` refuses such a model; pickle or
-        joblib keep it.
+        resampled; other networks raise a ValueError at fit. A module
+        instance is deep-copied at every fit, so your instance never changes
+        and its weights are the starting point; a class or another callable
+        is called as ``encoder(n_features, n_components)``, the signature of
+        :class:`torch.nn.Linear`, under the fit's seed. The MLP parameters
+        (``hidden_layer_sizes``, ``activation``, ``dropout``) then do not
+        apply. None builds skae's network. Rows must not interact in the
+        network (no batch normalization). :func:`skae.save` refuses such a
+        model; pickle or joblib keep it.
     decoder : torch.nn.Module, class or callable, default=None
         Your own decoder network (given with ``encoder``), from codes of
         ``n_components`` to the pre-activation reconstruction of the
@@ -535,15 +540,6 @@ class SparseAE(UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoen
                 "top-k sparsity keeps k of the n_components code units."
             )
         kind = SPARSITY_KINDS[self.sparsity]
-        if self._user_network() and not kind.supports_user_network:
-            raise ValueError(
-                f"sparsity={self.sparsity!r} trains skae's own one-layer sparse "
-                "autoencoder: its unit-norm decoder columns, encoder started as "
-                "their transpose, pre-encoder bias started at the geometric median "
-                "and AuxK loss read and write that network's weights, so it does "
-                "not take your encoder and decoder. Use sparsity='topk', 'l1' or "
-                "'kl' with your networks."
-            )
         if kind.own_network:
             self._validate_dictionary_params()
 
@@ -551,7 +547,9 @@ class SparseAE(UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoen
         """The one-layer network of the dictionary kinds has no hidden layers,
         and its linear decoder reconstructs with the squared error."""
         name = f"sparsity={self.sparsity!r}"
-        if len(self.hidden_layer_sizes) or self.pretraining is not None:
+        # A user's network replaces the one layer (its checks are the mixin's).
+        own = not self._user_network()
+        if own and (len(self.hidden_layer_sizes) or self.pretraining is not None):
             raise ValueError(
                 f"{name} trains the one-layer sparse autoencoder of the "
                 "interpretability literature: use hidden_layer_sizes=() and "
@@ -586,9 +584,7 @@ class SparseAE(UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoen
             return {
                 **super()._architecture(n_features),
                 "sparsity": self.sparsity,
-                **kind.user_architecture(
-                    self.n_components, self.k, self.sparsity_target
-                ),
+                **kind.user_architecture(int(self.n_components), self.get_params()),
             }
         if kind.own_network:
             return {
@@ -628,7 +624,9 @@ class SparseAE(UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoen
                     f"{type(decoder).__name__}. Use resample_dead=False."
                 )
         # The user's outputs are the pre-activations; the kind makes the code.
-        code = torch.nn.Sequential(encoder, kind.user_code_layer(architecture))
+        code = kind.wrap_user_encoder(encoder, architecture)
+        if kind.own_network:
+            return UserSAENetwork(code, decoder)
         return UserNetwork(code, decoder)
 
     def _initialize_module(self, module, rows):

@@ -10,9 +10,9 @@ allowed values and the estimator read this table).
 
 With a user's encoder and decoder (``SparseAE(encoder=..., decoder=...)``)
 the encoder's outputs are the code's pre-activations, and
-``user_code_layer`` is the layer skae puts after them: the kind's code
-activation or selection. The dictionary kinds, whose network is their own,
-refuse a user's network (``supports_user_network``).
+``wrap_user_encoder`` puts the kind's code activation or selection after
+them (``user_code_layer``; the dictionary kinds' activation, with the firing
+counts their AuxK loss reads).
 """
 
 import math
@@ -22,7 +22,7 @@ import torch
 from skae._penalties import TopK, kl_sparsity_penalty, l1_penalty
 from skae._sae_training import geometric_median, sample_rows
 from skae.nn import ACTIVATIONS, linear_layers
-from skae.nn._sae import BatchTopK, JumpReLU, SAEModule
+from skae.nn._sae import BatchTopK, JumpReLU, SAEModule, UserSAEEncoder
 
 
 class SparsityKind:
@@ -39,16 +39,19 @@ class SparsityKind:
     #: Whether the kind has its own network (:class:`DictionaryKind`) instead
     #: of the MLP of ``hidden_layer_sizes``.
     own_network = False
-    #: Whether a user's encoder and decoder can carry this kind's code.
-    supports_user_network = True
 
     def architecture(self, n_components, k):
         """Entries this kind adds to the fitted architecture."""
         return {}
 
-    def user_architecture(self, n_components, k, sparsity_target):
-        """Entries this kind adds to the architecture of a user's network."""
-        return self.architecture(n_components, k)
+    def user_architecture(self, n_components, params):
+        """Entries this kind adds to the architecture of a user's network,
+        from the estimator's parameters."""
+        return self.architecture(n_components, params["k"])
+
+    def wrap_user_encoder(self, encoder, architecture):
+        """A user's encoder followed by the kind's code layer."""
+        return torch.nn.Sequential(encoder, self.user_code_layer(architecture))
 
     def user_code_layer(self, architecture):
         """The layer after a user's encoder: its outputs become the code."""
@@ -104,8 +107,8 @@ class KLSparsity(SparsityKind):
     # Sigmoid units are never exactly 0: firing means above one half.
     firing_threshold = 0.5
 
-    def user_architecture(self, n_components, k, sparsity_target):
-        rho = float(sparsity_target)
+    def user_architecture(self, n_components, params):
+        rho = float(params["sparsity_target"])
         return {"code_shift": math.log(rho / (1 - rho))}
 
     def user_code_layer(self, architecture):
@@ -167,10 +170,6 @@ class DictionaryKind(SparsityKind):
     (:class:`skae._sae_training.SAEObjective`)."""
 
     own_network = True
-    # The unit-norm dictionary, the tied start, the pre-encoder bias at the
-    # geometric median, the nested prefixes and the AuxK loss all read or
-    # write the weights of skae's own one-layer network.
-    supports_user_network = False
 
     def architecture(self, n_components, k):
         return {}
@@ -188,6 +187,17 @@ class DictionaryKind(SparsityKind):
     def activation(self, architecture):
         """The activation module of the network of ``architecture``."""
         raise NotImplementedError
+
+    def user_architecture(self, n_components, params):
+        return self.network_architecture(n_components, params)
+
+    def wrap_user_encoder(self, encoder, architecture):
+        # The objective reads the pre-activations and the firing counts;
+        # the unit-norm dictionary, the tied start and the pre-encoder bias
+        # are skae's own network's, not applied to a user's.
+        return UserSAEEncoder(
+            encoder, self.activation(architecture), architecture["n_components"]
+        )
 
     def build_module(self, architecture):
         return SAEModule(

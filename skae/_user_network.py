@@ -85,6 +85,28 @@ class UserVAENetwork(UserNetwork):
         return self.decode(self.encode(x)[0])
 
 
+class UserSAENetwork(UserNetwork):
+    """A user's encoder (wrapped in :class:`~skae.nn._sae.UserSAEEncoder`)
+    and decoder as the network of SparseAE's dictionary kinds.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae._user_network import UserSAENetwork
+    >>> from skae.nn._sae import JumpReLU, UserSAEEncoder
+    >>> enc = UserSAEEncoder(torch.nn.Linear(4, 8), JumpReLU(8, 0.05), 8)
+    >>> net = UserSAENetwork(enc, torch.nn.Linear(8, 4))
+    >>> net.decode_residual(torch.zeros(3, 8)).abs().max().item()
+    0.0
+    """
+
+    def decode_residual(self, z):
+        """What the latents ``z`` add to the reconstruction, :math:`g(z) -
+        g(0)`: the AuxK loss reconstructs the residual with it (for a linear
+        decoder, its weights times ``z``, as for skae's own network)."""
+        return self.decoder(z) - self.decoder(torch.zeros_like(z))
+
+
 def is_user_network(value):
     """Whether a parameter value is a user's network (a torch module, or a
     class or callable making one), which the safe file format cannot store.

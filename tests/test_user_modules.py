@@ -15,7 +15,10 @@ import skae
 from skae import VAE, AutoencoderTransformer, ContractiveAE, DenoisingAE, SparseAE
 from skae._denoising import DenoisingObjective
 from skae._penalties import sigmoid_contractive_penalty
-from skae._user_network import UserNetwork
+from skae._sae_training import SAEObjective
+from skae._sparsity import SPARSITY_KINDS
+from skae._user_network import UserNetwork, UserSAENetwork
+from skae.nn._sae import JumpReLU, SAEModule, UserSAEEncoder
 
 da = pytest.importorskip("dask.array")
 
@@ -345,12 +348,8 @@ def test_sparse_codes_are_the_kinds_on_the_users_outputs():
     np.testing.assert_allclose(codes.detach().numpy(), 0.1, rtol=1e-6)
 
 
-def test_sparse_refuses_what_needs_its_own_network():
+def test_sparse_resampling_needs_linear_code_layers():
     X = low_rank()
-    linear = {"encoder": torch.nn.Linear, "decoder": torch.nn.Linear}
-    for kind in ("batchtopk", "matryoshka", "jumprelu"):
-        with pytest.raises(ValueError, match=f"sparsity='{kind}' trains skae's own"):
-            SparseAE(n_components=4, sparsity=kind, **linear).fit(X)
     # Resampling writes the code layer's rows and columns: it needs them as
     # torch.nn.Linear ends; resample_dead=False takes any network.
     encoder = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Tanh())
@@ -463,3 +462,65 @@ def test_vae_reads_mean_then_log_variance_and_checks_the_width():
     assert bernoulli.module_.decoder_logvar() is None
     X_hat = bernoulli.inverse_transform(bernoulli.transform(unit))
     assert X_hat.min() >= 0 and X_hat.max() <= 1
+
+
+class _Part(torch.nn.Module):
+    """A function as a module (a view of another network's computation)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, t):
+        return self.fn(t)
+
+
+def test_dictionary_objective_on_a_user_network_equals_skaes_own():
+    # skae's one-layer network seen as a user's encoder and decoder: the
+    # generic nested-prefix loss and the AuxK residual g(z) - g(0) must give
+    # the values computed from the network's dictionary columns.
+    torch.manual_seed(0)
+    own = SAEModule(6, 8, JumpReLU(8, 0.05))
+    with torch.no_grad():
+        own.encoder.pre_bias.normal_()
+    encoder = UserSAEEncoder(
+        _Part(own.encoder.pre_activations), own.encoder.activation, 8
+    )
+    user = UserSAENetwork(encoder, _Part(own.decode))
+    assert not hasattr(user.decoder, "directions")
+    z = torch.randn(5, 8)
+    torch.testing.assert_close(user.decode_residual(z), own.decode_residual(z))
+    dead = torch.tensor([0, 9, 0, 9, 9, 0, 0, 9])
+    x = torch.randn(10, 6)
+    kind = SPARSITY_KINDS["matryoshka"]
+    losses = []
+    for module in (own, user):
+        module.encoder.rows_since_fired.copy_(dead)
+        objective = SAEObjective(kind, 0.0, 2, 0.5, 5, prefixes=(2, 4, 8))
+        losses.append(objective(module, x))
+    torch.testing.assert_close(losses[0], losses[1])
+
+
+@pytest.mark.parametrize("kind", ["batchtopk", "matryoshka", "jumprelu"])
+def test_dictionary_kinds_train_a_users_network(kind):
+    X = low_rank()
+    est = fit_quietly(
+        SparseAE(
+            n_components=12,
+            sparsity=kind,
+            k=2,
+            encoder=torch.nn.Linear,
+            decoder=torch.nn.Linear,
+            dead_window=50,
+            max_iter=3,
+            random_state=0,
+        ),
+        X,
+    )
+    assert isinstance(est.module_, UserSAENetwork)
+    assert est.loss_ == "mse"
+    Z = est.transform(X)
+    assert Z.min() >= 0 and Z.shape == (len(X), 12)
+    before = est.module_.encoder.rows_since_fired.clone()
+    est.partial_fit(X)
+    assert not torch.equal(before, est.module_.encoder.rows_since_fired)
