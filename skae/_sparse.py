@@ -539,8 +539,7 @@ class SparseAE(UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoen
                 f"k={self.k} must not exceed n_components={self.n_components}: "
                 "top-k sparsity keeps k of the n_components code units."
             )
-        kind = SPARSITY_KINDS[self.sparsity]
-        if kind.own_network:
+        if SPARSITY_KINDS[self.sparsity].own_network:
             self._validate_dictionary_params()
 
     def _validate_dictionary_params(self):

@@ -2,10 +2,12 @@
 
 :class:`UserNetworkMixin` gives an estimator the ``encoder`` and ``decoder``
 parameters, as skorch users are used to passing ``module=``: with them the
-estimator trains the user's networks instead of its MLP, through the same
+estimator trains the user's networks instead of its own, through the same
 training template (scaling, objectives, early stopping, ``partial_fit``,
-dask). The parameters are stored untouched; each fit trains a deep copy (or a
-fresh instance, for a class), so the user's module never changes.
+dask). :class:`UserSAENetwork` and :class:`UserVAENetwork` give a user's pair
+what SparseAE's dictionary kinds and the VAE ask of their module. The
+parameters are stored untouched; each fit trains a deep copy (or a fresh
+instance, for a class), so the user's module never changes.
 
 What persistence keeps: ``pickle`` and ``joblib`` keep the fitted network
 whole (its class is imported on load, like any pickled code: trusted files
@@ -196,7 +198,12 @@ class UserNetworkMixin:
 
     Placed before the MLP mixins, it takes over the architecture, the module
     and its initialization when the parameters are set, and leaves them to
-    the estimator's own network otherwise.
+    the estimator's own network otherwise. A model whose network is more
+    than a code and a reconstruction says so through three hooks:
+    ``_user_encoder_width`` (the VAE's encoder returns a mean and a
+    log-variance), ``_user_encoder_output`` (that, in words, for the shape
+    error) and ``_wrap_user_network`` (what skae adds around the copied
+    parts: SparseAE's code layer, the VAE's decoder variances).
     """
 
     def _user_network(self):
