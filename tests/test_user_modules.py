@@ -5,6 +5,7 @@ template's features, persistence, each model's expectations."""
 import pickle
 import warnings
 
+import joblib
 import numpy as np
 import pytest
 import torch
@@ -322,6 +323,12 @@ def test_models_pickle_whole_and_the_safe_format_refuses(cls, params, tmp_path):
     loaded = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
     np.testing.assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+    joblib.dump(est, tmp_path / "user.joblib")
+    again = joblib.load(tmp_path / "user.joblib")
+    # The stream continues exactly: weights and Adam's moments travelled.
+    np.testing.assert_array_equal(
+        again.partial_fit(X).transform(X), est.partial_fit(X).transform(X)
+    )
 
 
 def test_sparse_codes_are_the_kinds_on_the_users_outputs():
