@@ -3,9 +3,10 @@
 Your own encoder and decoder in an skae model
 =============================================
 
-:class:`skae.AutoencoderTransformer` and :class:`skae.DenoisingAE` accept
-your own torch networks through ``encoder=`` and ``decoder=``, as skorch users
-pass ``module=``. The estimator still scales the inputs, trains with its
+:class:`skae.AutoencoderTransformer`, :class:`skae.DenoisingAE`,
+:class:`skae.SparseAE`, :class:`skae.ContractiveAE` and :class:`skae.VAE`
+accept your own torch networks through ``encoder=`` and ``decoder=``, as
+skorch users pass ``module=``. The estimator still scales the inputs, trains with its
 objective (here masking noise), stops early, and gives ``transform``,
 ``inverse_transform``, ``score_samples`` and ``partial_fit``.
 
@@ -26,7 +27,7 @@ import torch
 from sklearn.datasets import load_digits
 
 import skae
-from skae import DenoisingAE
+from skae import VAE, DenoisingAE
 
 TINY = os.environ.get("SKAE_EXAMPLES_TINY") == "1"
 EPOCHS = 2 if TINY else 40
@@ -72,6 +73,26 @@ X_hat = model.inverse_transform(model.transform(X_test))
 print("loss:", model.loss_, "| epochs:", model.n_iter_)
 print("held-out MSE:", round(float(np.mean((X_hat - X_test) ** 2)), 4))
 print("your decoder is untouched:", model.decoder is decoder)
+
+# %%
+# The same networks in a VAE
+# ---------------------------
+# The VAE's encoder returns the posterior's mean and log-variance, so the
+# class is called as ``ResidualEncoder(64, 2 * n_components)``: the first
+# ``n_components`` outputs are the mean (what ``transform`` returns), the last
+# the log-variance. The decoder returns the Bernoulli logits of the pixels;
+# the model keeps its ELBO, ``score_samples`` and ``sample``.
+vae = VAE(
+    n_components=16,
+    likelihood="bernoulli",
+    encoder=ResidualEncoder,
+    decoder=decoder,
+    max_iter=EPOCHS,
+    random_state=0,
+).fit(X[:1500])
+print("VAE encoder outputs per row:", vae.encoder_.linear.out_features)
+print("held-out ELBO (nats per image):", round(vae.score(X_test), 1))
+print("samples:", vae.sample(4, random_state=0).shape)
 
 # %%
 # Persistence

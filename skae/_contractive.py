@@ -13,6 +13,10 @@ from skae._mlp import (
 )
 from skae._objectives import ReconstructionObjective
 from skae._penalties import jacobian_norm_penalty, single_sigmoid_layer
+from skae._user_network import (
+    USER_NETWORK_PARAMETER_CONSTRAINTS,
+    UserNetworkMixin,
+)
 
 
 class ContractiveObjective(ReconstructionObjective):
@@ -42,7 +46,9 @@ class ContractiveObjective(ReconstructionObjective):
         return self.weight * penalty / x_in.shape[1]
 
 
-class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
+class ContractiveAE(
+    UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder
+):
     r"""Contractive autoencoder: codes that barely move when the input moves.
 
     The reconstruction loss is regularized by the squared Frobenius norm of
@@ -65,7 +71,14 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     what is computed then (as cheap as the forward pass). For a deeper encoder
     the Jacobian of the whole batch is obtained with ``n_components`` batched
     vector-Jacobian products (one backward pass vectorized over the code
-    units) and differentiated through.
+    units) and differentiated through. Your own ``encoder`` gets the same
+    exact penalty by autograd (the closed form when it is a
+    ``torch.nn.Sequential`` of one ``Linear`` and a ``Sigmoid``), with the
+    same per-feature weight; it must allow a batched backward pass
+    (``torch.vmap``), as torch's standard layers do. Its cost grows with
+    ``n_components``: 10 epochs on the digits (1,797 rows, a 64-64-16 tanh
+    encoder, one CPU thread) took 1.0 s with the penalty and 0.17 s with
+    ``contraction_weight=0``.
 
     The penalty makes the code locally invariant to the directions in which
     the data do not vary, while the reconstruction term keeps it sensitive
@@ -98,6 +111,7 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         Activation of the hidden layers (not of the code layer).
     code_activation : {"logistic", "tanh", "identity"}, default="logistic"
         Activation of the code layer (sigmoid in the original formulation).
+        Not used with your own ``encoder``, whose outputs are the code.
     loss : {"auto", "mse", "bce"}, default="auto"
         Reconstruction loss. ``"auto"`` uses ``"bce"`` when all training values
         lie in [0, 1] (e.g. pixel intensities) and ``"mse"`` otherwise. The
@@ -133,6 +147,22 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         Patience, in epochs, of the stopping rule.
     dropout : float, default=0.0
         Dropout probability on hidden layers during training.
+    encoder : torch.nn.Module, class or callable, default=None
+        Your own encoder network (given with ``decoder``), from rows of
+        ``n_features`` internally scaled values to codes of ``n_components``.
+        A module instance is deep-copied at every fit, so your instance never
+        changes and its weights are the starting point; a class or another
+        callable is called as ``encoder(n_features, n_components)``, the
+        signature of :class:`torch.nn.Linear`, under the fit's seed. The MLP
+        parameters (``hidden_layer_sizes``, ``activation``, ``dropout``) then
+        do not apply and the network starts as given. None builds skae's MLP.
+        Rows must not interact in the network (no batch normalization).
+        :func:`skae.save` refuses such a model; pickle or joblib keep it.
+    decoder : torch.nn.Module, class or callable, default=None
+        Your own decoder network (given with ``encoder``), from codes of
+        ``n_components`` to the pre-activation reconstruction of the
+        ``n_features`` values (logits when ``loss_ == "bce"``). A class or
+        another callable is called as ``decoder(n_components, n_features)``.
     random_state : int, RandomState instance or None, default=None
         Seeds every random draw: weight initialization, shuffling, dropout and
         the model's own noise while training, and random draws at inference.
@@ -204,6 +234,7 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         **BaseAutoencoder._parameter_constraints,
         **MLP_PARAMETER_CONSTRAINTS,
         **PRETRAINING_PARAMETER_CONSTRAINTS,
+        **USER_NETWORK_PARAMETER_CONSTRAINTS,
         "contraction_weight": [Interval(Real, 0, None, closed="left")],
         "code_activation": [StrOptions({"logistic", "tanh", "identity"})],
     }
@@ -229,6 +260,8 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         validation_fraction=0.1,
         n_iter_no_change=10,
         dropout=0.0,
+        encoder=None,
+        decoder=None,
         random_state=None,
         device="auto",
         n_jobs=None,
@@ -252,6 +285,8 @@ class ContractiveAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.dropout = dropout
+        self.encoder = encoder
+        self.decoder = decoder
         self.random_state = random_state
         self.device = device
         self.n_jobs = n_jobs

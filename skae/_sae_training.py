@@ -98,6 +98,12 @@ class SAEObjective(ReconstructionObjective):
         error of :math:`\hat x^{(l)} = W_\text{dec}[:, :m_l]\, z_{:m_l} +
         b_\text{pre}`, the reconstruction by the first :math:`m_l` latents
         only (Bussmann et al., 2025), and AuxK uses the full one's residual.
+        With a user's decoder :math:`g` (no dictionary of columns), it is
+        :math:`g` of the code with the latents beyond :math:`m_l` zeroed.
+
+    The module gives ``decode_residual(z)``, what latents add to a
+    reconstruction: :math:`W_\text{dec} z` for skae's network, :math:`g(z)
+    - g(0)` for a user's decoder :math:`g`.
     """
 
     def __init__(self, kind, weight, aux_k, aux_weight, dead_window, prefixes=None):
@@ -142,6 +148,13 @@ class SAEObjective(ReconstructionObjective):
     def _nested_loss(self, module, z, x):
         """Mean squared error of the nested prefixes' reconstructions, and
         the full reconstruction."""
+        if not hasattr(module.decoder, "directions"):
+            # Any decoder (a user's): decode the codes cut to each prefix.
+            latent, losses = torch.arange(z.shape[1], device=z.device), []
+            for stop in self.prefixes:
+                x_hat = module.decode(z * (latent < stop).to(z.dtype))
+                losses.append(reconstruction_loss(x_hat, x, "mse").mean())
+            return torch.stack(losses).mean(), x_hat
         directions = module.decoder.directions().to(z.dtype)
         x_hat = module.encoder.pre_bias.to(z.dtype).expand_as(x)
         start, losses = 0, []
@@ -163,4 +176,6 @@ class SAEObjective(ReconstructionObjective):
         # would keep it dead).
         values = values + (torch.relu(values) - values).detach()
         z_aux = torch.zeros_like(h).scatter(1, index, values)
-        return reconstruction_loss(module.decoder(z_aux), residual, "mse").mean()
+        return reconstruction_loss(
+            module.decode_residual(z_aux), residual, "mse"
+        ).mean()

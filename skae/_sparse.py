@@ -18,6 +18,12 @@ from skae._objectives import ReconstructionObjective
 from skae._pretraining import iter_rows
 from skae._sae_training import SAEObjective
 from skae._sparsity import SPARSITY_KINDS
+from skae._user_network import (
+    USER_NETWORK_PARAMETER_CONSTRAINTS,
+    UserNetwork,
+    UserNetworkMixin,
+    UserSAENetwork,
+)
 from skae.nn import MLPAutoencoder, linear_layers
 
 
@@ -101,7 +107,21 @@ class DeadUnitResampler(Callback):
                     state[dec.weight][moment][:, dead] = 0.0
 
 
-class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
+def _code_layers(encoder, decoder):
+    """The layers a resampled unit lives in: the encoder's last layer and the
+    decoder's first, when both are a ``torch.nn.Linear`` (the part itself or
+    an end of a ``torch.nn.Sequential``), else None."""
+
+    def end(part, index):
+        if isinstance(part, torch.nn.Sequential) and len(part):
+            part = part[index]
+        return part if isinstance(part, torch.nn.Linear) else None
+
+    enc, dec = end(encoder, -1), end(decoder, 0)
+    return None if enc is None or dec is None else (enc, dec)
+
+
+class SparseAE(UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
     r"""Sparse autoencoder: an (often overcomplete) code with few active units.
 
     The encoder :math:`f` maps a sample to a code :math:`h = f(x)` of
@@ -292,6 +312,37 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         Patience, in epochs, of the stopping rule.
     dropout : float, default=0.0
         Dropout probability on hidden layers during training.
+    encoder : torch.nn.Module, class or callable, default=None
+        Your own encoder network (given with ``decoder``), from rows of
+        ``n_features`` internally scaled values to the *pre-activations* of
+        the ``n_components`` code units: skae puts the kind's code layer after
+        it (``"kl"``: :math:`\sigma(h + \log\frac{\rho}{1 - \rho})`, the
+        shift starting every unit at the target activity; ``"l1"``: ReLU;
+        ``"topk"``: the ``k`` largest kept; the dictionary kinds: their
+        BatchTopK or JumpReLU, with the AuxK loss, ``g(z) - g(0)`` of your
+        decoder :math:`g` reconstructing the residual, and Matryoshka's
+        prefixes decoded with the later latents zeroed). The penalty and the
+        dead-unit count read the resulting code. Your network starts as
+        given: the unit-norm decoder columns, the tied start and the
+        pre-encoder bias of the dictionary kinds' own network are not
+        applied. With ``resample_dead=True`` (``"l1"``, ``"topk"``) the
+        encoder must end with a :class:`torch.nn.Linear` and the decoder
+        start with one (the layer itself or an end of a
+        :class:`torch.nn.Sequential`), whose rows and columns are the ones
+        resampled; other networks raise a ValueError at fit. A module
+        instance is deep-copied at every fit, so your instance never changes
+        and its weights are the starting point; a class or another callable
+        is called as ``encoder(n_features, n_components)``, the signature of
+        :class:`torch.nn.Linear`, under the fit's seed. The MLP parameters
+        (``hidden_layer_sizes``, ``activation``, ``dropout``) then do not
+        apply. None builds skae's network. Rows must not interact in the
+        network (no batch normalization). :func:`skae.save` refuses such a
+        model; pickle or joblib keep it.
+    decoder : torch.nn.Module, class or callable, default=None
+        Your own decoder network (given with ``encoder``), from codes of
+        ``n_components`` to the pre-activation reconstruction of the
+        ``n_features`` values (logits when ``loss_ == "bce"``). A class or
+        another callable is called as ``decoder(n_components, n_features)``.
     random_state : int, RandomState instance or None, default=None
         Seeds every random draw: weight initialization, shuffling, dropout and
         the model's own noise while training, and random draws at inference.
@@ -393,6 +444,7 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         **BaseAutoencoder._parameter_constraints,
         **MLP_PARAMETER_CONSTRAINTS,
         **PRETRAINING_PARAMETER_CONSTRAINTS,
+        **USER_NETWORK_PARAMETER_CONSTRAINTS,
         # A live view: a kind added to the table is a valid value at once.
         "sparsity": [StrOptions(SPARSITY_KINDS.keys())],
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
@@ -435,6 +487,8 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         validation_fraction=0.1,
         n_iter_no_change=10,
         dropout=0.0,
+        encoder=None,
+        decoder=None,
         random_state=None,
         device="auto",
         n_jobs=None,
@@ -466,6 +520,8 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.dropout = dropout
+        self.encoder = encoder
+        self.decoder = decoder
         self.random_state = random_state
         self.device = device
         self.n_jobs = n_jobs
@@ -490,7 +546,9 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         """The one-layer network of the dictionary kinds has no hidden layers,
         and its linear decoder reconstructs with the squared error."""
         name = f"sparsity={self.sparsity!r}"
-        if len(self.hidden_layer_sizes) or self.pretraining is not None:
+        # A user's network replaces the one layer (its checks are the mixin's).
+        own = not self._user_network()
+        if own and (len(self.hidden_layer_sizes) or self.pretraining is not None):
             raise ValueError(
                 f"{name} trains the one-layer sparse autoencoder of the "
                 "interpretability literature: use hidden_layer_sizes=() and "
@@ -521,6 +579,12 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
 
     def _architecture(self, n_features):
         kind = SPARSITY_KINDS[self.sparsity]
+        if self._user_network():
+            return {
+                **super()._architecture(n_features),
+                "sparsity": self.sparsity,
+                **kind.user_architecture(int(self.n_components), self.get_params()),
+            }
         if kind.own_network:
             return {
                 "n_features": int(n_features),
@@ -536,6 +600,8 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
 
     def _build_module(self, architecture):
         kind = SPARSITY_KINDS[architecture["sparsity"]]
+        if architecture.get("user_network"):
+            return super()._build_module(architecture)
         if kind.own_network:
             return kind.build_module(architecture)
         mlp = {k: v for k, v in architecture.items() if k not in ("sparsity", "k")}
@@ -543,8 +609,30 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         kind.extend_module(module, architecture)
         return module
 
+    def _wrap_user_network(self, encoder, decoder, architecture):
+        kind = SPARSITY_KINDS[architecture["sparsity"]]
+        if self.resample_dead and kind.resamples_dead:
+            if _code_layers(encoder, decoder) is None:
+                raise ValueError(
+                    f"sparsity={architecture['sparsity']!r} with resample_dead=True "
+                    "re-initializes the weights of dead code units, which needs "
+                    "your encoder to end with a torch.nn.Linear and your decoder "
+                    "to start with one (the layer itself or an end of a "
+                    "torch.nn.Sequential); got encoder "
+                    f"{type(encoder).__name__} and decoder "
+                    f"{type(decoder).__name__}. Use resample_dead=False."
+                )
+        # The user's outputs are the pre-activations; the kind makes the code.
+        code = kind.wrap_user_encoder(encoder, architecture)
+        if kind.own_network:
+            return UserSAENetwork(code, decoder)
+        return UserNetwork(code, decoder)
+
     def _initialize_module(self, module, rows):
         kind = self._kind()
+        if self.architecture_.get("user_network"):
+            # Your network starts as given (KL's start is its code shift).
+            return
         if kind.own_network:
             kind.initialize_from_rows(module, rows)
         else:
@@ -578,7 +666,14 @@ class SparseAE(LayerwisePretrainingMixin, MLPMixin, BaseAutoencoder):
         )
 
     def _resamples_dead(self):
-        return self.resample_dead and self._kind().resamples_dead
+        if not (self.resample_dead and self._kind().resamples_dead):
+            return False
+        module = self.module_
+        if isinstance(module, UserNetwork):
+            # Checked at fit; a set_params(resample_dead=True) before a
+            # partial_fit must not resample layers that are not the code's.
+            return _code_layers(module.encoder[0], module.decoder) is not None
+        return True
 
     def _extra_callbacks(self):
         if self._resamples_dead():

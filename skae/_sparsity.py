@@ -7,6 +7,12 @@ weight, when a code unit counts as firing, and whether dead units are
 resampled. ``SPARSITY_KINDS`` maps the ``sparsity`` parameter's values to
 them; adding a kind is adding one class and one entry here (the parameter's
 allowed values and the estimator read this table).
+
+With a user's encoder and decoder (``SparseAE(encoder=..., decoder=...)``)
+the encoder's outputs are the code's pre-activations, and
+``wrap_user_encoder`` puts the kind's code activation or selection after
+them (``user_code_layer``; the dictionary kinds' activation, with the firing
+counts their AuxK loss reads).
 """
 
 import math
@@ -15,8 +21,8 @@ import torch
 
 from skae._penalties import TopK, kl_sparsity_penalty, l1_penalty
 from skae._sae_training import geometric_median, sample_rows
-from skae.nn import linear_layers
-from skae.nn._sae import BatchTopK, JumpReLU, SAEModule
+from skae.nn import ACTIVATIONS, linear_layers
+from skae.nn._sae import BatchTopK, JumpReLU, SAEModule, UserSAEEncoder
 
 
 class SparsityKind:
@@ -38,6 +44,21 @@ class SparsityKind:
         """Entries this kind adds to the fitted architecture."""
         return {}
 
+    def user_architecture(self, n_components, params):
+        """Entries this kind adds to the architecture of a user's network,
+        from the estimator's parameters."""
+        return self.architecture(n_components, params["k"])
+
+    def wrap_user_encoder(self, encoder, architecture):
+        """A user's encoder followed by the kind's code layer."""
+        return torch.nn.Sequential(encoder, self.user_code_layer(architecture))
+
+    def user_code_layer(self, architecture):
+        """The layer after a user's encoder: its outputs become the code."""
+        if self.code_activation is None:
+            return torch.nn.Identity()
+        return ACTIVATIONS[self.code_activation]()
+
     def extend_module(self, module, architecture):
         """Add layers to the MLP module (structure only, no initialization)."""
 
@@ -55,6 +76,28 @@ class SparsityKind:
         return code > self.firing_threshold
 
 
+class ShiftedSigmoid(torch.nn.Module):
+    """:math:`h \\mapsto \\sigma(h + c)` with a fixed shift :math:`c`.
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from skae._sparsity import ShiftedSigmoid
+    >>> ShiftedSigmoid(math.log(0.05 / 0.95))(torch.zeros(1)).round(decimals=3)
+    tensor([0.0500])
+    """
+
+    def __init__(self, shift):
+        super().__init__()
+        self.shift = float(shift)
+
+    def forward(self, h):
+        return torch.sigmoid(h + self.shift)
+
+    def extra_repr(self):
+        return f"shift={self.shift:.4g}"
+
+
 class KLSparsity(SparsityKind):
     r"""Sigmoid codes and :math:`\beta \sum_j KL(\rho \| \hat\rho_j)` on the
     mini-batch mean activations :math:`\hat\rho_j` (Ng, 2011)."""
@@ -63,6 +106,17 @@ class KLSparsity(SparsityKind):
     default_weight = 0.1
     # Sigmoid units are never exactly 0: firing means above one half.
     firing_threshold = 0.5
+
+    def user_architecture(self, n_components, params):
+        rho = float(params["sparsity_target"])
+        return {"code_shift": math.log(rho / (1 - rho))}
+
+    def user_code_layer(self, architecture):
+        # A user's last layer is not skae's to initialize: the fixed shift
+        # logit(rho) starts every unit at the target activity all the same
+        # (a code of pre-activation 0 has activity rho), as the bias start
+        # of skae's own network does.
+        return ShiftedSigmoid(architecture["code_shift"])
 
     def initialize(self, module, sparsity_target):
         # Start every unit at the target activity rho: from bias 0 (activity
@@ -103,6 +157,9 @@ class TopKSparsity(SparsityKind):
     def extend_module(self, module, architecture):
         module.encoder.append(TopK(architecture["k"]))
 
+    def user_code_layer(self, architecture):
+        return TopK(architecture["k"])
+
 
 class DictionaryKind(SparsityKind):
     r"""Base of the kinds with the network of the interpretability literature,
@@ -130,6 +187,17 @@ class DictionaryKind(SparsityKind):
     def activation(self, architecture):
         """The activation module of the network of ``architecture``."""
         raise NotImplementedError
+
+    def user_architecture(self, n_components, params):
+        return self.network_architecture(n_components, params)
+
+    def wrap_user_encoder(self, encoder, architecture):
+        # The objective reads the pre-activations and the firing counts;
+        # the unit-norm dictionary, the tied start and the pre-encoder bias
+        # are skae's own network's, not applied to a user's.
+        return UserSAEEncoder(
+            encoder, self.activation(architecture), architecture["n_components"]
+        )
 
     def build_module(self, architecture):
         return SAEModule(

@@ -2,10 +2,12 @@
 
 :class:`UserNetworkMixin` gives an estimator the ``encoder`` and ``decoder``
 parameters, as skorch users are used to passing ``module=``: with them the
-estimator trains the user's networks instead of its MLP, through the same
+estimator trains the user's networks instead of its own, through the same
 training template (scaling, objectives, early stopping, ``partial_fit``,
-dask). The parameters are stored untouched; each fit trains a deep copy (or a
-fresh instance, for a class), so the user's module never changes.
+dask). :class:`UserSAENetwork` and :class:`UserVAENetwork` give a user's pair
+what SparseAE's dictionary kinds and the VAE ask of their module. The
+parameters are stored untouched; each fit trains a deep copy (or a fresh
+instance, for a class), so the user's module never changes.
 
 What persistence keeps: ``pickle`` and ``joblib`` keep the fitted network
 whole (its class is imported on load, like any pickled code: trusted files
@@ -19,6 +21,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from skae.nn import EncoderDecoder
+from skae.nn._vae import floored_logvar
 from skae.utils._device import resolve_device
 
 #: Constraints of the user-network parameters, merged into an estimator's own.
@@ -39,6 +42,71 @@ class UserNetwork(EncoderDecoder):
     >>> net(torch.zeros(3, 4)).shape
     torch.Size([3, 4])
     """
+
+
+class UserVAENetwork(UserNetwork):
+    """A user's encoder and decoder as the VAE's module.
+
+    The encoder's ``2 * n_components`` outputs per row are the posterior
+    mean (first half) and log-variance (second half); the decoder's output
+    parametrizes the likelihood as in :class:`~skae.nn.VAEModule` (logits,
+    or the Gaussian mean, whose log-variance is learned here, one per
+    feature or one shared).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae._user_network import UserVAENetwork
+    >>> net = UserVAENetwork(torch.nn.Linear(4, 4), torch.nn.Linear(2, 4), 4)
+    >>> [t.shape for t in net.encode(torch.zeros(3, 4))], net.decoder_logvar().shape
+    ([torch.Size([3, 2]), torch.Size([3, 2])], torch.Size([4]))
+    """
+
+    def __init__(
+        self, encoder, decoder, n_features, likelihood="gaussian", variance="feature"
+    ):
+        super().__init__(encoder, decoder)
+        self.likelihood = likelihood
+        if likelihood == "gaussian":
+            n_var = n_features if variance == "feature" else 1
+            # As VAEModule's: starts at variance 1 + MIN_VARIANCE.
+            self.raw_logvar = torch.nn.Parameter(torch.zeros(n_var))
+
+    def encode(self, x):
+        """Return ``(mu, logvar)`` of :math:`q(z \\mid x)`."""
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decoder_logvar(self):
+        """Log-variance of the Gaussian decoder (None for Bernoulli)."""
+        if self.likelihood != "gaussian":
+            return None
+        return floored_logvar(self.raw_logvar)
+
+    def forward(self, x):
+        return self.decode(self.encode(x)[0])
+
+
+class UserSAENetwork(UserNetwork):
+    """A user's encoder (wrapped in :class:`~skae.nn._sae.UserSAEEncoder`)
+    and decoder as the network of SparseAE's dictionary kinds.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae._user_network import UserSAENetwork
+    >>> from skae.nn._sae import JumpReLU, UserSAEEncoder
+    >>> enc = UserSAEEncoder(torch.nn.Linear(4, 8), JumpReLU(8, 0.05), 8)
+    >>> net = UserSAENetwork(enc, torch.nn.Linear(8, 4))
+    >>> net.decode_residual(torch.zeros(3, 8)).abs().max().item()
+    0.0
+    """
+
+    def decode_residual(self, z):
+        """What the latents ``z`` add to the reconstruction, :math:`g(z) -
+        g(0)`: the AuxK loss reconstructs the residual with it (for a linear
+        decoder, its weights times ``z``, as for skae's own network)."""
+        return self.decoder(z) - self.decoder(torch.zeros_like(z))
 
 
 def is_user_network(value):
@@ -81,12 +149,61 @@ def _first_device(module):
     return torch.device("cpu")
 
 
+def _check_user_shapes(encoder, decoder, n_features, n_components, width, estimator):
+    """One forward pass of two zero rows through each part, in eval mode (no
+    batch statistics change), to report wrong widths before training starts."""
+    parts = (encoder, decoder)
+    modes = [part.training for part in parts]
+    for part in parts:
+        part.eval()
+    try:
+        with torch.no_grad():
+            x = torch.zeros(2, n_features, device=_first_device(encoder))
+            try:
+                out = encoder(x)
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"encoder does not run on rows of {n_features} features "
+                    f"(n_features_in_): {exc}"
+                ) from None
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
+            if shape != (2, width):
+                raise ValueError(
+                    f"encoder maps 2 rows of {n_features} features to {shape}, "
+                    f"but {type(estimator).__name__} with n_components="
+                    f"{n_components} expects a tensor of shape (2, {width}): "
+                    f"{estimator._user_encoder_output(n_components)} per row."
+                )
+            z = torch.zeros(2, n_components, device=_first_device(decoder))
+            try:
+                out = decoder(z)
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"decoder does not run on codes of shape {tuple(z.shape)}: {exc}"
+                ) from None
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
+            if shape != (2, n_features):
+                raise ValueError(
+                    f"decoder maps codes of shape {tuple(z.shape)} to {shape}, "
+                    f"expected (2, {n_features}): one "
+                    "reconstruction of the n_features inputs per row."
+                )
+    finally:
+        for part, mode in zip(parts, modes):
+            part.train(mode)
+
+
 class UserNetworkMixin:
     """``encoder=``/``decoder=``: train the user's torch networks.
 
     Placed before the MLP mixins, it takes over the architecture, the module
     and its initialization when the parameters are set, and leaves them to
-    the estimator's own network otherwise.
+    the estimator's own network otherwise. A model whose network is more
+    than a code and a reconstruction says so through three hooks:
+    ``_user_encoder_width`` (the VAE's encoder returns a mean and a
+    log-variance), ``_user_encoder_output`` (that, in words, for the shape
+    error) and ``_wrap_user_network`` (what skae adds around the copied
+    parts: SparseAE's code layer, the VAE's decoder variances).
     """
 
     def _user_network(self):
@@ -124,49 +241,25 @@ class UserNetworkMixin:
             architecture["n_features"],
             architecture["n_components"],
         )
-        module = UserNetwork(
-            _make_part(self.encoder, n_features, n_components, "encoder"),
-            _make_part(self.decoder, n_components, n_features, "decoder"),
-        )
-        self._check_user_shapes(module, n_features, n_components)
-        return module
+        width = self._user_encoder_width(n_components)
+        encoder = _make_part(self.encoder, n_features, width, "encoder")
+        decoder = _make_part(self.decoder, n_components, n_features, "decoder")
+        _check_user_shapes(encoder, decoder, n_features, n_components, width, self)
+        return self._wrap_user_network(encoder, decoder, architecture)
 
-    def _check_user_shapes(self, module, n_features, n_components):
-        """One forward pass of two zero rows, in eval mode (no batch statistics
-        change), to report wrong widths before training starts."""
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                x = torch.zeros(2, n_features, device=_first_device(module))
-                try:
-                    code = module.encode(x)
-                except RuntimeError as exc:
-                    raise ValueError(
-                        f"encoder does not run on rows of {n_features} features "
-                        f"(n_features_in_): {exc}"
-                    ) from None
-                if tuple(code.shape) != (2, n_components):
-                    raise ValueError(
-                        f"encoder maps 2 rows of {n_features} features to a tensor "
-                        f"of shape {tuple(code.shape)}, but n_components="
-                        f"{n_components} expects codes of shape (2, {n_components})."
-                    )
-                try:
-                    out = module.decode(code)
-                except RuntimeError as exc:
-                    raise ValueError(
-                        f"decoder does not run on codes of shape {tuple(code.shape)}: "
-                        f"{exc}"
-                    ) from None
-                if tuple(out.shape) != (2, n_features):
-                    raise ValueError(
-                        f"decoder maps codes of shape {tuple(code.shape)} to shape "
-                        f"{tuple(out.shape)}, expected (2, {n_features}): one "
-                        "reconstruction of the n_features inputs per row."
-                    )
-        finally:
-            module.train(was_training)
+    # Hooks of the estimators whose network is more than an encoder and a
+    # decoder: what the encoder returns, and what skae adds around the parts.
+    def _user_encoder_width(self, n_components):
+        """Outputs of the user's encoder per row (the VAE's are twice the code)."""
+        return n_components
+
+    def _user_encoder_output(self, n_components):
+        """What the encoder's outputs are, for the shape error message."""
+        return f"a code of n_components={n_components} values"
+
+    def _wrap_user_network(self, encoder, decoder, architecture):
+        """The fitted module made of the user's (copied) encoder and decoder."""
+        return UserNetwork(encoder, decoder)
 
     # ----------------------------------------------------------- persistence
     def __getstate__(self):

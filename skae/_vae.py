@@ -20,6 +20,11 @@ from skae._base import BaseAutoencoder
 from skae._input import validate_float_rows
 from skae._mlp import MLP_PARAMETER_CONSTRAINTS, MLPMixin
 from skae._phases import EndToEnd
+from skae._user_network import (
+    USER_NETWORK_PARAMETER_CONSTRAINTS,
+    UserNetworkMixin,
+    UserVAENetwork,
+)
 from skae._vae_math import (
     elbo_terms,
     iwae_bound,
@@ -93,7 +98,7 @@ class ELBOObjective(torch.nn.Module):
         return ((kl if weight == 1 else weight * kl) - recon).mean()
 
 
-class VAE(MLPMixin, BaseAutoencoder):
+class VAE(UserNetworkMixin, MLPMixin, BaseAutoencoder):
     r"""Variational autoencoder: a latent-variable density model and transformer.
 
     The generative model draws a code from the prior and data from a decoder
@@ -223,6 +228,27 @@ class VAE(MLPMixin, BaseAutoencoder):
         Patience, in epochs, of the stopping rule.
     dropout : float, default=0.0
         Dropout probability on hidden layers during training.
+    encoder : torch.nn.Module, class or callable, default=None
+        Your own encoder network (given with ``decoder``), from rows of
+        ``n_features`` internally scaled values to ``2 * n_components``
+        numbers per row: the posterior mean :math:`\mu(x)` (the first
+        ``n_components``, which ``transform`` returns) then the log-variance
+        :math:`\log\sigma^2(x)` (the last ``n_components``). A module
+        instance is deep-copied at every fit, so your instance never changes
+        and its weights are the starting point; a class or another callable
+        is called as ``encoder(n_features, 2 * n_components)``, the signature
+        of :class:`torch.nn.Linear`, under the fit's seed. The MLP parameters
+        (``hidden_layer_sizes``, ``activation``, ``dropout``) then do not
+        apply. None builds skae's MLP. Rows must not interact in the network
+        (no batch normalization). :func:`skae.save` refuses such a model;
+        pickle or joblib keep it.
+    decoder : torch.nn.Module, class or callable, default=None
+        Your own decoder network (given with ``encoder``), from codes of
+        ``n_components`` to ``n_features`` numbers per row: the Bernoulli
+        logits, or the Gaussian mean (the Gaussian variances stay skae's
+        learned parameters, shaped by ``variance``), as skae's own decoder.
+        A class or another callable is called as ``decoder(n_components,
+        n_features)``.
     random_state : int, RandomState instance or None, default=None
         Seeds every random draw: weight initialization, shuffling, dropout and
         the model's own noise while training, and random draws at inference.
@@ -242,7 +268,8 @@ class VAE(MLPMixin, BaseAutoencoder):
     Attributes
     ----------
     module_ : torch.nn.Module
-        The fitted :class:`~skae.nn.VAEModule`.
+        The fitted :class:`~skae.nn.VAEModule` (with your ``encoder`` and
+        ``decoder``: a module of the same methods around their copies).
     encoder_ : torch.nn.Module
         The fitted encoder, returning ``(mu, logvar)``.
     decoder_ : torch.nn.Module
@@ -318,6 +345,7 @@ class VAE(MLPMixin, BaseAutoencoder):
             if k != "loss"
         },
         **MLP_PARAMETER_CONSTRAINTS,
+        **USER_NETWORK_PARAMETER_CONSTRAINTS,
         "likelihood": [StrOptions({"auto", "gaussian", "bernoulli"})],
         "beta": [Interval(Real, 0, None, closed="left")],
         "variance": [StrOptions({"feature", "global"})],
@@ -349,6 +377,8 @@ class VAE(MLPMixin, BaseAutoencoder):
         validation_fraction=0.1,
         n_iter_no_change=10,
         dropout=0.0,
+        encoder=None,
+        decoder=None,
         random_state=None,
         device="auto",
         n_jobs=None,
@@ -374,6 +404,8 @@ class VAE(MLPMixin, BaseAutoencoder):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.dropout = dropout
+        self.encoder = encoder
+        self.decoder = decoder
         self.random_state = random_state
         self.device = device
         self.n_jobs = n_jobs
@@ -418,13 +450,33 @@ class VAE(MLPMixin, BaseAutoencoder):
 
     def _architecture(self, n_features):
         architecture = super()._architecture(n_features)
-        del architecture["code_activation"]
+        architecture.pop("code_activation", None)
         architecture["likelihood"] = "bernoulli" if self.loss_ == "bce" else "gaussian"
         architecture["variance"] = self.variance
         return architecture
 
     def _build_module(self, architecture):
+        if architecture.get("user_network"):
+            return super()._build_module(architecture)
         return VAEModule(**architecture)
+
+    def _user_encoder_width(self, n_components):
+        return 2 * n_components
+
+    def _user_encoder_output(self, n_components):
+        return (
+            f"the posterior mean ({n_components} values) then its log-variance "
+            f"({n_components} values)"
+        )
+
+    def _wrap_user_network(self, encoder, decoder, architecture):
+        return UserVAENetwork(
+            encoder,
+            decoder,
+            architecture["n_features"],
+            architecture["likelihood"],
+            architecture["variance"],
+        )
 
     @property
     def likelihood_(self):

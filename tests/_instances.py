@@ -97,6 +97,14 @@ CHECK_INSTANCES = {
         SparseAE(n_components=16, sparsity="batchtopk", max_iter=5),
         SparseAE(n_components=16, sparsity="jumprelu", max_iter=5),
         SparseAE(n_components=16, sparsity="matryoshka", max_iter=5),
+        # A user's networks: top-k codes of a linear encoder's outputs.
+        SparseAE(
+            n_components=16,
+            sparsity="topk",
+            encoder=torch.nn.Linear,
+            decoder=torch.nn.Linear,
+            max_iter=5,
+        ),
     ],
     DenoisingAE: [
         DenoisingAE(
@@ -130,8 +138,16 @@ CHECK_INSTANCES = {
             pretraining="layerwise",
             max_iter=5,
         ),
+        # A user's encoder: the penalty by autograd (the batched Jacobian).
+        ContractiveAE(
+            n_components=4, encoder=torch.nn.Linear, decoder=torch.nn.Linear, max_iter=5
+        ),
     ],
-    VAE: [VAE()],
+    VAE: [
+        VAE(),
+        # A user's encoder returns the posterior mean and log-variance.
+        VAE(encoder=torch.nn.Linear, decoder=torch.nn.Linear, max_iter=5),
+    ],
     # A GRU on rows read as one channel, and a stacked LSTM on rows of 2
     # channels (the checks fit on data of several widths: sequence_shape
     # must be None there, and is tested with shapes in test_sequence.py).

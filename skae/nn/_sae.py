@@ -245,6 +245,35 @@ class SAEEncoder(nn.Module):
         return self.activation(self.pre_activations(x))
 
 
+class UserSAEEncoder(nn.Module):
+    r""":math:`x \mapsto \sigma(f(x))` for a user's encoder :math:`f`, with
+    :class:`SAEEncoder`'s ``pre_activations``, ``activation`` and
+    ``rows_since_fired``, which the training objective reads.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae.nn._sae import BatchTopK, UserSAEEncoder
+    >>> enc = UserSAEEncoder(torch.nn.Linear(4, 8), BatchTopK(2), 8).eval()
+    >>> enc(torch.zeros(3, 4)).shape
+    torch.Size([3, 8])
+    """
+
+    def __init__(self, network, activation, n_latents):
+        super().__init__()
+        self.network = network
+        self.activation = activation
+        self.register_buffer(
+            "rows_since_fired", torch.zeros(n_latents, dtype=torch.long)
+        )
+
+    def pre_activations(self, x):
+        return self.network(x)
+
+    def forward(self, x):
+        return self.activation(self.pre_activations(x))
+
+
 class UnitNormDecoder(nn.Module):
     r""":math:`z \mapsto W_\text{dec} z` with the columns of :math:`W_\text{dec}`
     normalized in the forward pass, :math:`W_\text{dec} = V / \lVert V
@@ -311,6 +340,11 @@ class SAEModule(nn.Module):
 
     def decode(self, z):
         return self.decoder(z) + self.encoder.pre_bias.to(z.dtype)
+
+    def decode_residual(self, z):
+        """What the latents ``z`` add to a reconstruction: :math:`W_\text{dec}
+        z` (the AuxK loss reconstructs the residual with it)."""
+        return self.decoder(z)
 
     def forward(self, x):
         return self.decode(self.encode(x))

@@ -20,6 +20,21 @@ from skae.nn._mlp import ACTIVATIONS, Dropout, make_mlp
 MIN_VARIANCE = 1e-3
 
 
+def floored_logvar(raw_logvar):
+    """``log(exp(raw) + MIN_VARIANCE)``: a log-variance floored smoothly at
+    ``log(MIN_VARIANCE)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae.nn._vae import floored_logvar
+    >>> floored_logvar(torch.tensor([-100.0, 0.0])).exp()  # variances
+    tensor([1.0000e-03, 1.0010e+00])
+    """
+    floor = torch.full_like(raw_logvar, math.log(MIN_VARIANCE))
+    return torch.logaddexp(raw_logvar, floor)
+
+
 class GaussianEncoder(nn.Module):
     """MLP encoder returning ``(mu, logvar)`` of a diagonal Gaussian posterior.
 
@@ -144,8 +159,7 @@ class VAEModule(nn.Module):
         ``log(MIN_VARIANCE)`` (None for the Bernoulli decoder)."""
         if self.likelihood != "gaussian":
             return None
-        floor = torch.full_like(self.raw_logvar, math.log(MIN_VARIANCE))
-        return torch.logaddexp(self.raw_logvar, floor)
+        return floored_logvar(self.raw_logvar)
 
     def forward(self, x):
         # Deterministic pass for convenience: decode the posterior mean.
