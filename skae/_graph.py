@@ -232,7 +232,8 @@ class GraphAutoencoder(
         Intra-op threads for training on the CPU (inference is NumPy). None
         sizes them to the work: one thread for small graphs (a second one only
         adds synchronisation, and is much slower on a busy machine), torch's
-        setting for large ones. -1 uses every available core. The caller's
+        setting for large ones, capped at the cores other processes leave idle
+        at the call. -1 uses every available core. The caller's
         torch setting is restored after each call.
     verbose : int, default=0
         Print the training loss every 10 epochs when positive.

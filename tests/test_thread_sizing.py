@@ -1,5 +1,6 @@
 """Intra-op threads are sized to the work and scoped to skae's calls."""
 
+import os
 import warnings
 
 import numpy as np
@@ -54,10 +55,34 @@ def test_n_jobs_overrides_the_choice(three_threads, monkeypatch):
     assert torch.get_num_threads() == 3
 
 
-def test_large_work_keeps_torchs_setting():
+def test_large_work_uses_torchs_setting_on_idle_cores(three_threads, monkeypatch):
     cpu = torch.device("cpu")
-    assert _threads.threads_for(_threads.PARALLEL_MIN_WORK, cpu) is None
+    monkeypatch.setattr(_threads, "available_cores", lambda: 4)
+    monkeypatch.setattr(_threads, "other_running_threads", lambda: 0)
+    assert _threads.threads_for(_threads.PARALLEL_MIN_WORK, cpu) == 3
     assert _threads.threads_for(_threads.PARALLEL_MIN_WORK - 1, cpu) == 1
+    # Cores that other processes keep busy are left to them.
+    monkeypatch.setattr(_threads, "other_running_threads", lambda: 2)
+    assert _threads.threads_for(_threads.PARALLEL_MIN_WORK, cpu) == 2
+    monkeypatch.setattr(_threads, "other_running_threads", lambda: 9)
+    assert _threads.threads_for(_threads.PARALLEL_MIN_WORK, cpu) == 1
+    # Where the system does not say, every core counts as idle.
+    monkeypatch.setattr(_threads, "other_running_threads", lambda: None)
+    assert _threads.threads_for(_threads.PARALLEL_MIN_WORK, cpu) == 3
+
+
+def test_running_threads_are_read_from_the_system():
+    others = _threads.other_running_threads()
+    if not os.path.exists("/proc/loadavg"):
+        assert others is None
+        return
+    assert isinstance(others, int) and others >= 0
+    # This process is running while it reads, so it counts itself.
+    assert _threads._own_running_threads() >= 1
+
+
+def test_other_limits_of_the_choice():
+    cpu = torch.device("cpu")
     assert _threads.threads_for(10, cpu, n_jobs=-1) == _threads.available_cores()
     assert _threads.threads_for(10, torch.device("meta")) is None
 

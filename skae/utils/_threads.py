@@ -4,8 +4,11 @@ Small models train fastest on one thread: their matrix products take
 microseconds, and the barrier waits of a second thread cost more than it
 saves, many times more when other processes keep the cores busy (a default
 2-thread fit measured about 10x slower than a 1-thread fit on a busy 2-core
-machine). Large models gain from more threads. ``threads_for`` picks the
-count from the work per step, and :func:`intra_op_threads` sets it for the
+machine). Large models gain from more threads, but only from cores that no
+other process is using: a second thread that has to share a core with another
+CPU-bound process makes every step wait for it. ``threads_for`` picks the
+count from the work per step and, for large work, from the cores idle at
+the call, and :func:`intra_op_threads` sets it for the
 duration of a call and restores the caller's setting afterwards (as
 ``threadpoolctl`` does for BLAS), so a user's own torch code is unaffected.
 """
@@ -14,6 +17,7 @@ import contextlib
 import numbers
 import os
 import threading
+import time
 
 import torch
 
@@ -43,6 +47,51 @@ def available_cores():
         return os.cpu_count() or 1
 
 
+def _own_running_threads():
+    """Threads of this process in the running state (Linux), or None."""
+    count = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/stat") as stat:
+                # The state follows the command name, which ends with ")".
+                if stat.read().rpartition(")")[2].split()[0] == "R":
+                    count += 1
+    except (OSError, IndexError):
+        return None
+    return count
+
+
+def other_running_threads():
+    """Threads of other processes ready to run at this instant (Linux), or
+    None where the system does not say.
+
+    The kernel's count of runnable threads (``/proc/loadavg``) minus this
+    process's own. The smallest of three readings a millisecond apart, so
+    that one thread waking for an instant does not count as a busy core.
+    """
+    readings = []
+    for attempt in range(3):
+        if attempt:
+            time.sleep(0.001)
+        try:
+            with open("/proc/loadavg") as loadavg:
+                running = int(loadavg.read().split()[3].partition("/")[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        own = _own_running_threads()
+        if own is None:
+            return None
+        readings.append(max(0, running - own))
+    return min(readings)
+
+
+def idle_cores():
+    """Available cores not taken by other processes' running threads."""
+    cores = available_cores()
+    others = other_running_threads()
+    return cores if others is None else max(1, cores - others)
+
+
 def threads_for(work, device, n_jobs=None):
     """The intra-op thread count for a CPU call doing ``work`` multiply-adds
     per step, or None to leave torch's setting alone.
@@ -55,8 +104,9 @@ def threads_for(work, device, n_jobs=None):
         Only CPU calls are sized.
     n_jobs : int or None, default=None
         None sizes to ``work``: one thread below ``PARALLEL_MIN_WORK``, else
-        torch's current setting. -1 uses every available core; a positive
-        int that many threads.
+        torch's current setting, capped at the cores that other processes
+        leave idle at the call (:func:`idle_cores`). -1 uses every available
+        core; a positive int that many threads.
 
     Examples
     --------
@@ -76,7 +126,9 @@ def threads_for(work, device, n_jobs=None):
     ):
         raise ValueError(f"n_jobs must be None or an int, got {n_jobs!r}.")
     if n_jobs is None:
-        return 1 if work < PARALLEL_MIN_WORK else None
+        if work < PARALLEL_MIN_WORK:
+            return 1
+        return min(torch.get_num_threads(), idle_cores())
     if n_jobs < 0:
         return max(1, available_cores() + 1 + n_jobs)
     return n_jobs
