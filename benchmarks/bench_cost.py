@@ -45,7 +45,7 @@ Data (float32, 784 features; nothing is downloaded):
 
 - ``mnist``: MNIST's 60,000 training then 10,000 test images
   (``skae.datasets.load_mnist``), divided by 255, up to 70,000 rows;
-- ``mnist-like`` (beyond 70,000 rows, or without the MNIST file): each row
+- ``mnist-like`` (beyond 70,000 rows): each row
   is an MNIST image chosen at random, shifted by -2..2 pixels along each
   axis (``np.roll``; MNIST's borders are blank), plus Gaussian noise of
   standard deviation 0.05, clipped to [0, 1], generated in the worker from
