@@ -25,6 +25,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+#: Rows scaled at a time into the float32 training copy (bounds the float64
+#: temporaries of scaling to a few MB for typical widths).
+_SCALING_BLOCK_ROWS = 4096
+
 
 class FeatureStatistics(NamedTuple):
     """Per-feature statistics of the training data, float64."""
@@ -185,11 +189,15 @@ class TensorRows:
 
     def _iter_batches(self, batch_size, shuffle, generator):
         X = self.X
-        if shuffle:
-            order = torch.randperm(len(X), generator=generator)
-            X = X.index_select(0, order.to(X.device))
+        if not shuffle:
+            for start in range(0, len(X), batch_size):
+                yield X[start : start + batch_size]
+            return
+        # Each batch gathers its own rows: a shuffled copy of all rows would
+        # add the data's size to every epoch's peak memory.
+        order = torch.randperm(len(X), generator=generator).to(X.device)
         for start in range(0, len(X), batch_size):
-            yield X[start : start + batch_size]
+            yield X.index_select(0, order[start : start + batch_size])
 
     def split(self, n_valid, generator):
         """A random held-out part of ``n_valid`` rows and the rest."""
@@ -315,11 +323,17 @@ class ArraySource:
     def training_rows(self, offset, scale, device):
         if self.out_of_core:
             return HostRows(self.X, offset, scale, device)
-        with np.errstate(over="ignore"):  # overflow is reported just below
-            Xs = ((self.X - offset) / scale).astype(np.float32)
-        if not np.all(np.isfinite(Xs)):
-            raise ValueError(
-                "Input contains values that overflow float32 after scaling; "
-                "training runs in float32, rescale X before fitting."
-            )
+        # Scaled block by block into one float32 array: scaling all of X at
+        # once made two float64 temporaries, 4x the size of a float32 X, which
+        # set the fit's peak memory (benchmarks/bench_cost.py).
+        Xs = np.empty(self.X.shape, dtype=np.float32)
+        for start in range(0, self.X.shape[0], _SCALING_BLOCK_ROWS):
+            block = slice(start, start + _SCALING_BLOCK_ROWS)
+            with np.errstate(over="ignore"):  # overflow is reported just below
+                Xs[block] = (self.X[block] - offset) / scale
+            if not np.all(np.isfinite(Xs[block])):
+                raise ValueError(
+                    "Input contains values that overflow float32 after scaling; "
+                    "training runs in float32, rescale X before fitting."
+                )
         return TensorRows(torch.from_numpy(Xs).to(device))

@@ -260,3 +260,31 @@ def test_a_dictionary_keeps_its_fitted_code_type():
     np.testing.assert_array_equal(dl.score_samples(X), scores)
     assert dl.partial_fit(X).code_ == "sparse"
     assert dl.fit(X).transform(X).shape == (len(X), 5)
+
+
+def test_rows_are_scaled_block_by_block_exactly_as_all_at_once(monkeypatch):
+    import skae._sources as sources
+
+    monkeypatch.setattr(sources, "_SCALING_BLOCK_ROWS", 7)
+    rng = np.random.RandomState(0)
+    X = rng.randn(50, 4).astype(np.float32) * 1000
+    offset, scale = rng.randn(4), rng.rand(4) + 0.5
+    rows = sources.ArraySource(X).training_rows(offset, scale, torch.device("cpu"))
+    expected = ((X - offset) / scale).astype(np.float32)
+    np.testing.assert_array_equal(rows.rows(0, len(rows)).numpy(), expected)
+    # An overflow in a late block is still reported.
+    X[45, 2] = 3e38
+    with pytest.raises(ValueError, match="overflow float32"):
+        sources.ArraySource(X).training_rows(
+            offset, np.full(4, 1e-3), torch.device("cpu")
+        )
+
+
+def test_shuffled_batches_cover_every_row_once():
+    X = torch.arange(23, dtype=torch.float32)[:, None]
+    generator = torch.Generator().manual_seed(0)
+    batches = list(TensorRows(X).batches(5, shuffle=True, generator=generator))
+    assert [len(b) for b in batches] == [5, 5, 5, 5, 3]
+    seen = torch.cat(batches)[:, 0]
+    assert sorted(seen.tolist()) == list(range(23))
+    assert not torch.equal(seen, X[:, 0])
