@@ -317,8 +317,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--mnist-rows", type=int, default=20000)
-    parser.add_argument("--mnist-labels", nargs="+", default=["100", "1000", "10000"])
-    parser.add_argument("--digits-labels", nargs="+", default=["50", "200", "all"])
+    parser.add_argument("--mnist-labels", nargs="*", default=["100", "1000", "10000"])
+    parser.add_argument("--digits-labels", nargs="*", default=["50", "200", "all"])
     parser.add_argument("--self-training-unlabeled", type=int, default=2000)
     parser.add_argument("--self-training-max-labels", type=int, default=1000)
     parser.add_argument("--plot", default=None, help="write the learning curves here")
@@ -343,16 +343,18 @@ def main():
     log(f"# {machine_line()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     tables, n_rows = {}, {}
     with threadpool_limits(limits=threads):
-        tables["digits"] = run_dataset(
-            "digits", load_digits_split, args.digits_labels, args, log
-        )
-        n_rows["digits"] = len(load_digits_split(0)[0])
-        if data_available("mnist"):
+        # An empty list of label counts skips the data set (runs split in parts).
+        if args.digits_labels:
+            tables["digits"] = run_dataset(
+                "digits", load_digits_split, args.digits_labels, args, log
+            )
+            n_rows["digits"] = len(load_digits_split(0)[0])
+        if args.mnist_labels and data_available("mnist"):
             tables["MNIST"] = run_dataset(
                 "MNIST", mnist_loader(args.mnist_rows), args.mnist_labels, args, log
             )
             n_rows["MNIST"] = args.mnist_rows
-        else:
+        elif args.mnist_labels:
             log("# MNIST not found under $SKAE_DATA_DIR: skipped")
     print()
     for name, table in tables.items():
