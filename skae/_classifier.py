@@ -73,14 +73,6 @@ _PRETRAINING_STREAM = 4
 #: Label of an unlabeled row (scikit-learn's semi-supervised convention).
 UNLABELED = -1
 ROUNDS_DEFAULT = 1
-#: Share of X's rows that must be labeled for "auto" to drop the fine-tuning
-#: regularizers that stand in for missing labels (the input noise and the
-#: reconstruction term): with at least this share labeled, the labels
-#: themselves regularize. Chosen on digits splits not used by the benchmark
-#: (seeds 100-104, every row labeled: test accuracy 0.9726 with both
-#: regularizers, 0.9804 without; with 200 of 1,257 rows labeled, where they
-#: were chosen, 0.9211 with, 0.9115 without); see benchmarks/RESULTS.md.
-PLENTIFUL_LABELED_SHARE = 0.5
 #: Most epochs of a pseudo-labeling round (passes over every row, not only the
 #: labeled: it starts from a fine-tuned network, and its rows are many).
 PSEUDO_LABEL_EPOCHS = 10
@@ -694,13 +686,12 @@ class _BaseSupervisedAutoencoder(BaseEstimator):
         probe = object.__new__(type(pretrained))
         probe.__dict__.update(pretrained.__dict__, device_=self.device_)
         pretraining = probe._make_objective()
-        weight, noise = self._regularizers(labeled)
         objective = SupervisedObjective(
             self._task_loss(),
             pretraining,
-            weight,
+            self.reconstruction_weight,
             # Objectives without a corruption step (the VAE's) have no noise.
-            corrupt_inputs=noise and hasattr(pretraining, "corrupt"),
+            corrupt_inputs=self.fine_tune_noise and hasattr(pretraining, "corrupt"),
         )
         # Plain fine-tuning on the labeled rows, then (classifier) rounds of
         # Iscen et al.'s pseudo-labeling: propagate the labels in the code
@@ -722,22 +713,6 @@ class _BaseSupervisedAutoencoder(BaseEstimator):
             if result.reason in ("diverged", "interrupted"):
                 break
         return reason
-
-    def _regularizers(self, labeled):
-        """``(reconstruction weight, input noise)`` of the all-layers phases.
-
-        ``"auto"`` keeps both while labeled rows are fewer than
-        ``PLENTIFUL_LABELED_SHARE`` of X's rows, and drops both otherwise:
-        they stand in for missing labels, and where labels are plentiful
-        they cost accuracy (see ``PLENTIFUL_LABELED_SHARE``).
-        """
-        scarce = labeled.mean() < PLENTIFUL_LABELED_SHARE
-        weight, noise = self.reconstruction_weight, self.fine_tune_noise
-        if isinstance(weight, str):
-            weight = 1.0 if scarce else 0.0
-        if isinstance(noise, str):
-            noise = scarce
-        return weight, noise
 
     def _pseudo_label_rounds(self, labeled):
         """Rounds of pseudo-labeling the unlabeled rows (0: none)."""
@@ -934,10 +909,7 @@ class AutoencoderClassifier(ClassifierMixin, _BaseSupervisedAutoencoder):
     corruption or sparsity penalty) on rows drawn from all of X, and
     :math:`\lambda` = ``reconstruction_weight``. The reconstruction term keeps
     the features faithful to the many unlabeled rows while the few labels bend
-    them; :math:`\lambda = 0` is plain fine-tuning. Both it and the input
-    noise (``fine_tune_noise``) stand in for missing labels: by default
-    (``"auto"``) both are on while fewer than half of the rows are labeled,
-    and off otherwise, where they cost accuracy.
+    them; :math:`\lambda = 0` is plain fine-tuning.
 
     **Pseudo-labels by label propagation** (``semi_supervised=
     "label_propagation"``, the default; Iscen et al., 2019). With unlabeled
@@ -1034,23 +1006,15 @@ class AutoencoderClassifier(ClassifierMixin, _BaseSupervisedAutoencoder):
     fine_tune : {"all", "head"}, default="all"
         ``"all"``: train the head on the frozen codes, then the whole network.
         ``"head"``: only the head; the encoder stays exactly as pretrained.
-    reconstruction_weight : float or "auto", default="auto"
+    reconstruction_weight : float, default=1.0
         Weight :math:`\lambda` of the autoencoder's objective, on rows drawn
         from all of X, while fine-tuning all layers. 0 turns it off.
-        ``"auto"``: 1 while fewer than half of X's rows are labeled, else 0
-        (see ``fine_tune_noise``).
-    fine_tune_noise : bool or "auto", default="auto"
+    fine_tune_noise : bool, default=True
         While fine-tuning all layers, corrupt the labeled inputs as the
         autoencoder corrupted its inputs in pretraining (a
         :class:`~skae.DenoisingAE`'s noise; no effect for an autoencoder
         without corruption): training with input noise is a regularizer
         (Bishop, 1995), which matters most when labels are few.
-        ``"auto"``: on while fewer than half of X's rows are labeled, else
-        off. With labels for half of the rows or more, the labels
-        regularize, and the noise and the reconstruction term cost accuracy:
-        on digits (5 splits not used by the benchmark, every row labeled)
-        test accuracy was 0.9726 with both, 0.9804 without; with 200 of
-        1,257 rows labeled, 0.9211 with both, 0.9115 without.
     head_layer_sizes : array-like of int, default=()
         Hidden layers of the head; ``()`` is a softmax (multinomial logistic)
         regression on the code.
@@ -1183,11 +1147,6 @@ class AutoencoderClassifier(ClassifierMixin, _BaseSupervisedAutoencoder):
 
     _parameter_constraints = {
         **_BaseSupervisedAutoencoder._parameter_constraints,
-        "reconstruction_weight": [
-            Interval(Real, 0, None, closed="left"),
-            StrOptions({"auto"}),
-        ],
-        "fine_tune_noise": ["boolean", StrOptions({"auto"})],
         "semi_supervised": [StrOptions({"label_propagation"}), None],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "propagation_rounds": [Interval(Integral, 1, None, closed="left")],
@@ -1202,8 +1161,8 @@ class AutoencoderClassifier(ClassifierMixin, _BaseSupervisedAutoencoder):
         n_neighbors=10,
         propagation_rounds=ROUNDS_DEFAULT,
         fine_tune="all",
-        reconstruction_weight="auto",
-        fine_tune_noise="auto",
+        reconstruction_weight=1.0,
+        fine_tune_noise=True,
         head_layer_sizes=(),
         head_activation="relu",
         alpha=1e-4,
@@ -1597,9 +1556,7 @@ class AutoencoderRegressor(RegressorMixin, _BaseSupervisedAutoencoder):
         device="auto",
         verbose=0,
     ):
-        # The classifier's parameters; the defaults of fine_tune_noise and
-        # reconstruction_weight differ (the classifier's "auto" rule was
-        # measured on classes only).
+        # The classifier's parameters; only fine_tune_noise's default differs.
         super().__init__(
             autoencoder,
             encoder=encoder,

@@ -416,52 +416,6 @@ def test_reconstruction_weight_and_noise_change_the_fit(digits):
         assert not np.allclose(tiny(**params).fit(X, y_semi).predict_proba(X), base)
 
 
-@pytest.mark.parametrize(
-    "n_labeled, expected",
-    [(100, (1.0, True)), (149, (1.0, True)), (150, (0.0, False)), (300, (0.0, False))],
-)
-def test_auto_regularizers_follow_the_labeled_share(
-    digits, monkeypatch, n_labeled, expected
-):
-    # "auto": reconstruction term and input noise while fewer than half of the
-    # 300 rows are labeled, neither from half on (PLENTIFUL_LABELED_SHARE).
-    X, y, _ = digits
-    seen = []
-    original = _classifier.SupervisedObjective.__init__
-
-    def spy(self, task, pretraining=None, weight=0.0, corrupt_inputs=False):
-        if pretraining is not None:
-            seen.append((weight, corrupt_inputs))
-        original(self, task, pretraining, weight, corrupt_inputs)
-
-    monkeypatch.setattr(_classifier.SupervisedObjective, "__init__", spy)
-    y_part = np.where(np.arange(len(y)) < n_labeled, y, -1)
-    tiny(semi_supervised=None).fit(X, y_part)
-    assert seen == [expected]
-
-
-def test_explicit_regularizers_override_auto(digits, monkeypatch):
-    X, y, _ = digits
-    seen = []
-    original = _classifier.SupervisedObjective.__init__
-
-    def spy(self, task, pretraining=None, weight=0.0, corrupt_inputs=False):
-        if pretraining is not None:
-            seen.append((weight, corrupt_inputs))
-        original(self, task, pretraining, weight, corrupt_inputs)
-
-    monkeypatch.setattr(_classifier.SupervisedObjective, "__init__", spy)
-    tiny(reconstruction_weight=0.5, fine_tune_noise=True).fit(X, y)
-    assert seen == [(0.5, True)]
-    auto = tiny().fit(X, y).predict_proba(X)
-    off = tiny(reconstruction_weight=0.0, fine_tune_noise=False).fit(X, y)
-    np.testing.assert_array_equal(off.predict_proba(X), auto)
-    with pytest.raises(ValueError, match="fine_tune_noise"):
-        tiny(fine_tune_noise="sometimes").fit(X, y)
-    with pytest.raises(ValueError, match="reconstruction_weight"):
-        AutoencoderRegressor(reconstruction_weight="auto").fit(X, y.astype(float))
-
-
 # -------------------------------------------------------------- regressor
 def test_regressor_learns_with_nan_as_unlabeled():
     rng = np.random.RandomState(0)
