@@ -38,10 +38,13 @@ A label count of ``all`` labels every training row.
 Run (``PYTHONPATH=.`` imports the checkout's skae rather than an installed
 one): ``PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_semisupervised.py
 [--seeds 0 1 2] [--mnist-rows 20000] [--mnist-labels 100 1000 10000]
-[--digits-labels 50 200 all] [--plot benchmarks/semisupervised.png]``
+[--digits-labels 50 200 all] [--plot benchmarks/semisupervised.png]
+[--json run.json]``; ``--merge a.json b.json --plot ...`` prints and plots the
+tables of runs made separately (e.g. some label counts at a time) together.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -289,16 +292,47 @@ def plot(tables, n_rows, path):
     print(f"wrote {path}")
 
 
+def merge(paths, plot_path):
+    """Tables of several runs (e.g. label counts run separately), side by side."""
+    tables, n_rows = {}, {}
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        for name, table in saved["tables"].items():
+            merged = tables.setdefault(name, {})
+            for count, methods in table.items():
+                merged.setdefault(count, {}).update(methods)
+        n_rows.update(saved["n_rows"])
+    for name, table in tables.items():
+        # Label counts in increasing order, "all" last.
+        order = sorted(table, key=lambda c: float("inf") if c == "all" else int(c))
+        table = {c: table[c] for c in order}
+        tables[name] = table
+        print(markdown(name, table))
+        print()
+    if plot_path:
+        plot(tables, n_rows, plot_path)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--mnist-rows", type=int, default=20000)
-    parser.add_argument("--mnist-labels", nargs="+", default=["100", "1000", "10000"])
-    parser.add_argument("--digits-labels", nargs="+", default=["50", "200", "all"])
+    parser.add_argument("--mnist-labels", nargs="*", default=["100", "1000", "10000"])
+    parser.add_argument("--digits-labels", nargs="*", default=["50", "200", "all"])
     parser.add_argument("--self-training-unlabeled", type=int, default=2000)
     parser.add_argument("--self-training-max-labels", type=int, default=1000)
     parser.add_argument("--plot", default=None, help="write the learning curves here")
+    parser.add_argument("--json", default=None, help="also save the tables here")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        help="run nothing: print and plot the tables of these --json files together",
+    )
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge, args.plot)
+        return
 
     def log(line):
         print(line, flush=True)
@@ -309,21 +343,25 @@ def main():
     log(f"# {machine_line()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     tables, n_rows = {}, {}
     with threadpool_limits(limits=threads):
-        tables["digits"] = run_dataset(
-            "digits", load_digits_split, args.digits_labels, args, log
-        )
-        n_rows["digits"] = len(load_digits_split(0)[0])
-        if data_available("mnist"):
+        # An empty list of label counts skips the data set (runs split in parts).
+        if args.digits_labels:
+            tables["digits"] = run_dataset(
+                "digits", load_digits_split, args.digits_labels, args, log
+            )
+            n_rows["digits"] = len(load_digits_split(0)[0])
+        if args.mnist_labels and data_available("mnist"):
             tables["MNIST"] = run_dataset(
                 "MNIST", mnist_loader(args.mnist_rows), args.mnist_labels, args, log
             )
             n_rows["MNIST"] = args.mnist_rows
-        else:
+        elif args.mnist_labels:
             log("# MNIST not found under $SKAE_DATA_DIR: skipped")
     print()
     for name, table in tables.items():
         print(markdown(name, table))
         print()
+    if args.json:
+        Path(args.json).write_text(json.dumps({"tables": tables, "n_rows": n_rows}))
     if args.plot:
         plot(tables, n_rows, args.plot)
     print(f"Total run time: {(time.perf_counter() - start) / 60:.1f} min")
