@@ -12,7 +12,8 @@ all 60k training images, through the public API only: a loop of
 printed every ``--eval-every`` epochs, and the run pickled to ``--checkpoint``
 so that it can be resumed.
 
-Recipe (the defaults), chosen before any run and not tuned on the test set:
+Recipe (the defaults), fixed before the recorded run except its length (150
+epochs, set at epoch 70 to fit the time budget), not tuned on the test set:
 
 - loss ``"bce"`` on the raw pixels in [0, 1] (``scaling="none"``): the
   Bernoulli cross-entropy the paper fine-tunes, with logistic outputs;
@@ -24,9 +25,10 @@ Recipe (the defaults), chosen before any run and not tuned on the test set:
   ``--lr-decay-epochs`` epochs (annealing the step lowers the error the
   noise of the mini-batch gradient leaves);
 - mini-batches of 128, reshuffled every epoch; ``alpha=0`` (no weight
-  penalty: the target is the reconstruction itself, and a 30-number code of
-  a 60k-image training set leaves little room to overfit; the train/test
-  gap is printed to check this);
+  penalty: the target is the reconstruction itself). The train/test gap is
+  printed: it grows (1.8 against 3.8 after 150 epochs), yet on the
+  selection set below a penalty did worse at 50 epochs (4.39 for
+  ``alpha=0``, 4.53 for 1e-6, 6.77 for 1e-5, skae's default);
 - one torch thread (``--threads``), float32.
 
 ``--holdout 10000`` trains on the first 50k training images and reports the
@@ -36,12 +38,12 @@ comparing recipes, so that the test set is only used for the final figure.
 Usage (from the repository root; needs ``mnist/mnist_full_uint8.npz`` under
 ``$SKAE_DATA_DIR``, default ``../shared/data``)::
 
-    python benchmarks/bench_deep_mnist.py --epochs 100 --lr-decay-epochs 30 \\
+    python benchmarks/bench_deep_mnist.py --epochs 150 --lr-decay-epochs 50 \\
         --eval-every 5 --checkpoint deep_mnist.pkl
-    # continue the same run to a longer schedule:
-    python benchmarks/bench_deep_mnist.py --resume deep_mnist.pkl --epochs 200 \\
-        --lr-decay-epochs 30 --eval-every 5 --checkpoint deep_mnist.pkl
-    python benchmarks/bench_deep_mnist.py --quick   # smoke test, ~1 min
+    # after an interruption, or to continue to a longer schedule:
+    python benchmarks/bench_deep_mnist.py --resume deep_mnist.pkl --epochs 150 \\
+        --lr-decay-epochs 50 --eval-every 5 --checkpoint deep_mnist.pkl
+    python benchmarks/bench_deep_mnist.py --quick   # smoke test, ~10 s
 
 ``--epochs`` is the length of the whole schedule: a resumed run continues
 from the epochs already done up to it. ``--max-minutes`` stops the loop
@@ -102,7 +104,7 @@ def print_row(row):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=100, help="schedule length")
+    parser.add_argument("--epochs", type=int, default=150, help="schedule length")
     parser.add_argument("--n-components", type=int, default=30)
     parser.add_argument("--hidden", type=int, nargs="+", default=[1000, 500, 250])
     parser.add_argument("--activation", default="relu")
@@ -113,7 +115,7 @@ def main(argv=None):
     parser.add_argument(
         "--lr-decay-epochs",
         type=int,
-        default=30,
+        default=50,
         help="anneal the step geometrically over the last n epochs",
     )
     parser.add_argument("--eval-every", type=int, default=5)
