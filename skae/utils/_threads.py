@@ -49,15 +49,19 @@ def available_cores():
 
 def _own_running_threads():
     """Threads of this process in the running state (Linux), or None."""
-    count = 0
     try:
-        for task in os.listdir("/proc/self/task"):
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    count = 0
+    for task in tasks:
+        try:
             with open(f"/proc/self/task/{task}/stat") as stat:
                 # The state follows the command name, which ends with ")".
-                if stat.read().rpartition(")")[2].split()[0] == "R":
-                    count += 1
-    except (OSError, IndexError):
-        return None
+                state = stat.read().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread ended since the listing
+        count += state == "R"
     return count
 
 
