@@ -179,11 +179,16 @@ class BaseAutoencoder(
         return -reconstruction_loss(module(x), x, self.loss_)
 
     # ------------------------------------------------------------ fit helpers
+    def _auto_loss(self, in_unit_interval):
+        """The loss ``loss="auto"`` resolves to: the Bernoulli likelihood
+        (BCE) for data in [0, 1], the Gaussian (MSE) otherwise."""
+        return "bce" if in_unit_interval else "mse"
+
     def _resolve_loss_and_scaling(self, stats):
         in_unit_interval = bool(stats.min.min() >= 0 and stats.max.max() <= 1)
         loss = self.loss
         if loss == "auto":
-            loss = "bce" if in_unit_interval else "mse"
+            loss = self._auto_loss(in_unit_interval)
         scaling = self.scaling
         if scaling == "auto":
             scaling = "minmax" if loss == "bce" else "global"

@@ -196,13 +196,27 @@ def test_score_samples_flags_anomalies(digits):
     assert ae.score(X[1500:1600]) == pytest.approx(normal.mean())
 
 
-def test_loss_auto_picks_bce_for_unit_interval_data(digits):
+def test_loss_auto_picks_bce_for_unit_interval_data_from_a_random_start(digits):
     X, _ = digits
-    assert quick(max_iter=1).fit(X / 16.0).loss_ == "bce"
-    assert quick(max_iter=1).fit(X).loss_ == "mse"
-    ae = quick(max_iter=5).fit(X / 16.0)
+    assert quick(init="random", max_iter=1).fit(X / 16.0).loss_ == "bce"
+    assert quick(init="random", max_iter=1).fit(X).loss_ == "mse"
+    ae = quick(init="random", max_iter=5).fit(X / 16.0)
     X_hat = ae.inverse_transform(ae.transform(X[:20] / 16.0))
     assert X_hat.min() >= 0 and X_hat.max() <= 1
+
+
+def test_loss_auto_keeps_the_pca_start_on_unit_interval_data(digits):
+    # The default start is PCA, the MSE's linear optimum: "auto" keeps the MSE
+    # for pixels too, and the model starts exactly at PCA's reconstruction.
+    X, _ = digits
+    X = X / 16.0
+    ae = quick(n_components=8, max_iter=1, learning_rate=1e-12).fit(X)
+    assert (ae.loss_, ae.scaling_) == ("mse", "global")
+    pca = PCA(8).fit(X)
+    X_pca = pca.inverse_transform(pca.transform(X[:50]))
+    assert np.abs(ae.inverse_transform(ae.transform(X[:50])) - X_pca).max() < 1e-3
+    # An explicit BCE still works, from a random start.
+    assert quick(loss="bce", max_iter=1).fit(X).loss_ == "bce"
 
 
 def test_bce_with_standard_scaling_is_refused(digits):

@@ -53,7 +53,11 @@ def test_parameters_shared_by_the_deterministic_autoencoders():
         p for p in _shared(classes) if p not in PER_MODEL_DEFAULTS + USER_NETWORKS
     ]
     assert {"alpha", "loss", "pretraining", "scaling"} <= set(params)
+    # AutoencoderTransformer's "auto" loss is the MSE of its PCA start.
+    params.remove("loss")
     assert_docstring_consistency(classes, include_params=params)
+    assert_docstring_consistency(classes[1:], include_params=["loss"])
+    assert "init=\"pca\"" in _parameter_doc(AutoencoderTransformer, "loss")
 
 
 def test_user_networks_are_documented_alike_where_they_mean_the_same():
@@ -84,4 +88,9 @@ def test_parameters_shared_with_the_sequence_autoencoder():
     params = [p for p in _shared(classes) if p not in PER_MODEL_DEFAULTS]
     params.remove("scaling")
     assert {"alpha", "loss", "learning_rate", "random_state", "device"} <= set(params)
+    # The "auto" loss of AutoencoderTransformer follows its PCA start.
+    params.remove("loss")
     assert_docstring_consistency(classes, include_params=params)
+    assert_docstring_consistency(
+        [DenoisingAE, SequenceAutoencoder], include_params=["loss"]
+    )
