@@ -6,14 +6,16 @@ Every skae model runs with its default parameters (only ``n_components`` and
 1. ``reconstruction``: held-out mean squared reconstruction error in X's units
    of ``AutoencoderTransformer()`` and ``PCA`` at the same ``n_components``
    (k in {2, 4, 8, 16, 32}, k < n_features), on digits, digits / 16 (pixels in
-   [0, 1]), breast_cancer, wine, diabetes and a 10k MNIST subset (when ``$SKAE_DATA_DIR`` has MNIST);
+   [0, 1]), breast_cancer, wine, diabetes and a 10k MNIST subset (when
+   ``$SKAE_DATA_DIR`` has MNIST);
    75/25 split per seed; ratio = AE / PCA (target: <= 1.02).
 2. ``subspace``: the largest principal angle between the linear autoencoder's
    decoder subspace (``hidden_layer_sizes=(), activation="identity"``) and
    PCA's on the same training rows (target: < 0.01 rad).
 3. ``pipeline``: ``GridSearchCV(Pipeline([model, SVC()]), n_components in
    {4, 8, 16, 32}, cv=3)`` test accuracy on digits, digits / 16 (and the MNIST
-   subset with ``--mnist-pipeline``), skae vs PCA; and the same with ``LogisticRegression``.
+   subset with ``--mnist-pipeline``), skae vs PCA; and the same with
+   ``LogisticRegression``.
 4. ``estimators``: codes of every skae autoencoder at k = 32 + SVC on the MNIST
    subset beside PCA + SVC (target: >= 0.95x PCA), with code variance and
    reconstruction against the mean image (no collapse).
