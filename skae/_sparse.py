@@ -278,8 +278,12 @@ class SparseAE(UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoen
             default="relu"
         Activation of the hidden layers (not of the code layer).
     loss : {"auto", "mse", "bce"}, default="auto"
-        Reconstruction loss. ``"auto"`` uses ``"bce"`` when all training values
-        lie in [0, 1] (e.g. pixel intensities) and ``"mse"`` otherwise. The
+        Reconstruction loss. ``"auto"`` uses ``"mse"`` on globally scaled
+        inputs (mean variance 1) whatever the data: the penalty's weight is
+        traded against the reconstruction loss, and this is the loss whose size
+        does not depend on X's units, so one default weight means the same on
+        every data set (BCE on pixels in [0, 1] shifted it: the L1 default
+        zeroed every code unit on MNIST). ``"bce"`` needs data in [0, 1]. The
         resolved value is stored in ``loss_``.
     scaling : {"auto", "global", "standard", "minmax", "none"}, default="auto"
         Internal input scaling. ``"auto"``: for MSE (a Gaussian likelihood)
@@ -567,13 +571,13 @@ class SparseAE(UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoen
                 f"{self.n_components}: AuxK uses aux_k of the dead latents."
             )
 
-    def _resolve_loss_and_scaling(self, stats):
-        loss, scaling, in_unit = super()._resolve_loss_and_scaling(stats)
-        if SPARSITY_KINDS[self.sparsity].own_network and loss == "bce":
-            # loss="auto" on data in [0, 1]: these kinds always use the MSE.
-            loss = "mse"
-            scaling = "global" if self.scaling == "auto" else self.scaling
-        return loss, scaling, in_unit
+    def _auto_loss(self, in_unit_interval):
+        # A penalty weighed against the reconstruction loss needs a loss whose
+        # size does not depend on X's units: the MSE on globally scaled rows.
+        # On MNIST pixels (BCE) the L1 default zeroed every unit and the KL
+        # codes fed an SVC at 0.90x PCA's codes. The dictionary kinds need the
+        # squared error anyway (a linear decoder).
+        return "mse"
 
     def _code_activation(self):
         return SPARSITY_KINDS[self.sparsity].code_activation

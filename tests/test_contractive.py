@@ -146,3 +146,17 @@ def test_penalty_is_per_input_feature():
         assert objective.penalty(code, x, module).item() == pytest.approx(
             expected.item(), rel=1e-6
         )
+
+
+def test_auto_loss_makes_the_weight_independent_of_x_units():
+    # The penalty is weighed against the reconstruction loss and the Jacobian
+    # is taken on the scaled input: loss="auto" trains the MSE on globally
+    # scaled rows, so X and X / 16 (pixels in [0, 1]) are the same problem.
+    X = load_digits().data[:600]
+    params = dict(n_components=8, max_iter=15, random_state=0)
+    raw = ContractiveAE(**params).fit(X)
+    unit = ContractiveAE(**params).fit(X / 16.0)
+    assert (unit.loss_, unit.scaling_) == ("mse", "global")
+    np.testing.assert_allclose(unit.transform(X / 16.0), raw.transform(X), atol=1e-3)
+    bce = ContractiveAE(**{**params, "loss": "bce", "max_iter": 1}).fit(X / 16.0)
+    assert bce.loss_ == "bce"

@@ -53,11 +53,13 @@ def test_parameters_shared_by_the_deterministic_autoencoders():
         p for p in _shared(classes) if p not in PER_MODEL_DEFAULTS + USER_NETWORKS
     ]
     assert {"alpha", "loss", "pretraining", "scaling"} <= set(params)
-    # AutoencoderTransformer's "auto" loss is the MSE of its PCA start.
+    # "auto" resolves by model: the MSE of AutoencoderTransformer's PCA start,
+    # the MSE under SparseAE's and ContractiveAE's penalties.
     params.remove("loss")
     assert_docstring_consistency(classes, include_params=params)
-    assert_docstring_consistency(classes[1:], include_params=["loss"])
+    assert_docstring_consistency([SparseAE, ContractiveAE], include_params=["loss"])
     assert "init=\"pca\"" in _parameter_doc(AutoencoderTransformer, "loss")
+    assert "bce" in _parameter_doc(DenoisingAE, "loss")
 
 
 def test_user_networks_are_documented_alike_where_they_mean_the_same():

@@ -192,3 +192,23 @@ def test_reproducible_and_picklable(sparsity):
     np.testing.assert_array_equal(Za, Zb)
     restored = pickle.loads(pickle.dumps(a))
     np.testing.assert_array_equal(restored.transform(X), Za)
+
+
+def test_l1_default_weight_means_the_same_for_data_in_unit_interval(digits):
+    # The L1 penalty grows with the codes' scale: on pixels in [0, 1] (BCE,
+    # variance ~0.1) its default weight zeroed every unit. loss="auto" trains
+    # the MSE on globally scaled rows instead, where X and X / 16 are the same
+    # problem: the codes agree and are sparse but alive.
+    X_train, X_test = digits
+    params = dict(n_components=16, sparsity="l1", max_iter=20, random_state=0)
+    raw = SparseAE(**params).fit(X_train)
+    unit = SparseAE(**params).fit(X_train / 16.0)
+    assert (unit.loss_, unit.scaling_) == ("mse", "global")
+    codes = unit.transform(X_test / 16.0)
+    np.testing.assert_allclose(codes, raw.transform(X_test), atol=1e-3)
+    assert 0.05 < np.mean(codes > 0) < 0.95
+    # Every kind's "auto" is the MSE; an explicit BCE is kept.
+    kl = SparseAE(n_components=16, max_iter=1, random_state=0).fit(X_train / 16.0)
+    assert kl.loss_ == "mse"
+    bce = SparseAE(**{**params, "loss": "bce", "max_iter": 1}).fit(X_train / 16.0)
+    assert bce.loss_ == "bce"
