@@ -58,7 +58,7 @@ def test_parameters_shared_by_the_deterministic_autoencoders():
     params.remove("loss")
     assert_docstring_consistency(classes, include_params=params)
     assert_docstring_consistency([SparseAE, ContractiveAE], include_params=["loss"])
-    assert "init=\"pca\"" in _parameter_doc(AutoencoderTransformer, "loss")
+    assert 'init="pca"' in _parameter_doc(AutoencoderTransformer, "loss")
     assert "bce" in _parameter_doc(DenoisingAE, "loss")
 
 
