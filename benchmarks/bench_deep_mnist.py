@@ -62,7 +62,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, DenoisingAE
 from skae.datasets import data_available, load_mnist
 
 PUBLISHED = {"deep autoencoder": 3.00, "PCA-30": 13.87}
@@ -110,6 +110,13 @@ def main(argv=None):
     parser.add_argument("--activation", default="relu")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--alpha", type=float, default=0.0)
+    parser.add_argument(
+        "--masking",
+        type=float,
+        default=0.0,
+        help="train a DenoisingAE with this share of masked pixels (0: none)",
+    )
+    parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--learning-rate-final", type=float, default=1e-5)
     parser.add_argument(
@@ -184,19 +191,25 @@ def main(argv=None):
             flush=True,
         )
     else:
-        model = AutoencoderTransformer(
+        params = dict(
             n_components=args.n_components,
             hidden_layer_sizes=tuple(args.hidden),
-            init="random",
             activation=args.activation,
             loss="bce",
             scaling="none",
             alpha=args.alpha,
+            dropout=args.dropout,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             random_state=args.seed,
             device="cpu",
         )
+        if args.masking > 0:
+            # Masking noise as a regularizer: the error is still measured on
+            # clean inputs (transform / inverse_transform add no noise).
+            model = DenoisingAE(noise="masking", noise_level=args.masking, **params)
+        else:
+            model = AutoencoderTransformer(init="random", **params)
         state = {"model": model, "history": [], "fit_s": 0.0, "runs": []}
     state["runs"].append(" ".join(sys.argv))
     print(
