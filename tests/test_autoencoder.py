@@ -215,8 +215,9 @@ def test_loss_auto_keeps_the_pca_start_on_unit_interval_data(digits):
     pca = PCA(8).fit(X)
     X_pca = pca.inverse_transform(pca.transform(X[:50]))
     assert np.abs(ae.inverse_transform(ae.transform(X[:50])) - X_pca).max() < 1e-3
-    # An explicit BCE still works, from a random start.
-    assert quick(loss="bce", max_iter=1).fit(X).loss_ == "bce"
+    # An explicit BCE starts from the same linear maps (logits).
+    bce = quick(loss="bce", max_iter=1).fit(X)
+    assert bce.loss_ == "bce" and bce.architecture_["linear_path"]
 
 
 def test_bce_with_standard_scaling_is_refused(digits):

@@ -68,9 +68,8 @@ def pixels(tmp_path):
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_memmap_fit_extra_memory_is_bounded(tmp_path, small_chunks, early_stopping):
     # Statistics are read in chunks, training batches one at a time, and the
-    # held-out validation rows of a memmap stay on disk. Data in [0, 1] with
-    # the BCE loss: the training path alone, without a start computed from
-    # a sample of the rows.
+    # held-out validation rows of a memmap stay on disk. A random start: the
+    # training path alone, without the PCA start computed from the rows.
     X = np.random.RandomState(0).rand(20_000, 100).astype(np.float32)
     mm = read_only_memmap(tmp_path / "X.dat", X)
 
@@ -79,6 +78,7 @@ def test_memmap_fit_extra_memory_is_bounded(tmp_path, small_chunks, early_stoppi
             n_components=2,
             hidden_layer_sizes=(8,),
             loss="bce",
+            init="random",
             max_iter=1,
             batch_size=128,
             early_stopping=early_stopping,
