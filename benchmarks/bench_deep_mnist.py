@@ -117,6 +117,12 @@ def main(argv=None):
         help="train a DenoisingAE with this share of masked pixels (0: none)",
     )
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument(
+        "--init",
+        choices=["pca", "random"],
+        default="pca",
+        help="AutoencoderTransformer's start (random: the first recipe)",
+    )
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--learning-rate-final", type=float, default=1e-5)
     parser.add_argument(
@@ -209,14 +215,16 @@ def main(argv=None):
             # clean inputs (transform / inverse_transform add no noise).
             model = DenoisingAE(noise="masking", noise_level=args.masking, **params)
         else:
-            model = AutoencoderTransformer(init="random", **params)
+            model = AutoencoderTransformer(init=args.init, **params)
         state = {"model": model, "history": [], "fit_s": 0.0, "runs": []}
     state["runs"].append(" ".join(sys.argv))
     print(
         f"recipe: {len(X_train)} training images, evaluated on {eval_name}; "
         f"784-{'-'.join(map(str, model.hidden_layer_sizes))}-{model.n_components}, "
         f"{model.activation} hidden units, linear code, loss {model.loss}, "
-        f"alpha {model.alpha}, Adam, batch {model.batch_size}, lr "
+        f"alpha {model.alpha}, start {getattr(model, 'init', 'random')}, "
+        f"masking {getattr(model, 'noise_level', 0)}, dropout {model.dropout}, "
+        f"Adam, batch {model.batch_size}, lr "
         f"{args.learning_rate:g} then geometric decay to "
         f"{args.learning_rate_final:g} over the last {args.lr_decay_epochs} of "
         f"{args.epochs} epochs",
