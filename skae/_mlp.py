@@ -110,20 +110,39 @@ def principal_directions(rows, n_components):
         X = torch.cat([rows.rows(a, b) for a, b in blocks]).double()
         mean = X.mean(dim=0)
         _, _, vectors = torch.svd_lowrank(X - mean, q=min(k + 10, *X.shape))
-        return mean.float(), vectors[:, :k].float()
+        constant = (X == X[:1]).all(dim=0)
+        return mean.float(), _without_constant_features(vectors[:, :k], constant)
     # One block at a time into the mean and the d x d scatter matrix, so the
     # memory is a block and the scatter, whatever the number of rows.
     count, total, products = 0, 0.0, 0.0
+    first = rows.rows(0, 1).double()[0]
+    constant = torch.ones_like(first, dtype=torch.bool)
     for a, b in blocks:
         x = rows.rows(a, b).double()
         count += len(x)
         total = total + x.sum(dim=0)
         products = products + x.T @ x
+        constant &= (x == first).all(dim=0)
     mean = total / count
     scatter = products - count * torch.outer(mean, mean)
     # Right singular vectors: the scatter matrix's leading eigenvectors.
     _, vectors = torch.linalg.eigh(scatter)
-    return mean.float(), vectors[:, -k:].flip(dims=(1,)).float()
+    return mean.float(), _without_constant_features(
+        vectors[:, -k:].flip(dims=(1,)), constant
+    )
+
+
+def _without_constant_features(directions, constant):
+    """``directions`` (float32) with exact zeros on features that never vary.
+
+    PCA's directions have no weight on a constant feature, but an eigensolver
+    leaves round-off there (1e-16), and Adam scales the tiny gradients of such
+    weights up to its step size: the start would then reconstruct MNIST's
+    blank border pixels as noise of up to 0.01 instead of exactly 0.
+    """
+    directions = directions.clone()
+    directions[constant] = 0
+    return directions.float()
 
 
 @torch.no_grad()

@@ -522,3 +522,19 @@ def test_principal_directions_are_pcas_in_blocks():
     np.testing.assert_allclose(mean.numpy(), X.mean(axis=0), atol=0.05)
     cosines = np.abs(np.sum(directions.numpy() * pca.components_.T, axis=0))
     assert cosines.min() > 0.999
+
+
+def test_pca_start_leaves_constant_features_exactly_constant(digits):
+    # An eigensolver leaves round-off (1e-16) on features that never vary, and
+    # Adam scales the tiny gradients of such weights up to its step size: the
+    # PCA start zeroes them, so a constant feature is reconstructed as itself.
+    X, _ = digits
+    X = np.column_stack([X, np.full(len(X), 0.3)])
+    constant = np.flatnonzero(X.std(axis=0) == 0)
+    assert len(constant) >= 3  # digits' blank pixels 0, 32 and 39, and 0.3
+    ae = quick(n_components=8).fit(X)
+    assert np.all(ae.decoder_.linear.weight.detach().numpy()[constant] == 0)
+    X_hat = ae.inverse_transform(ae.transform(X[:100]))
+    np.testing.assert_allclose(
+        X_hat[:, constant], X[:100, constant], rtol=0, atol=1e-12
+    )
