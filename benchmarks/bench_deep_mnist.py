@@ -25,9 +25,9 @@ not on the test set:
   first recipe, 3.81 on the test set after 150 epochs);
 - ``dropout=0.1`` on the hidden layers (not on the linear path): the
   network overfits otherwise (selection set, 50 epochs: 3.31 with it, 3.40
-  without, 3.55 and 3.91 with 0.2 and 0.3; masking noise of 10% on a random start, 5.27, and weight
-  penalties, 4.53 for ``alpha=1e-6`` and 6.77 for 1e-5 on a random start,
-  did worse);
+  without, 3.55 and 3.91 with 0.2 and 0.3; masking noise of 10% on a
+  random start, 5.27, and weight penalties, 4.53 for ``alpha=1e-6`` and
+  6.77 for 1e-5 on a random start, did worse);
 - Adam, step 1e-3, constant, then a geometric decay to 1e-5 over the last
   ``--lr-decay-epochs`` epochs (annealing the step lowers the error the
   noise of the mini-batch gradient leaves); 100 epochs, 30 of them decaying
