@@ -118,8 +118,8 @@ class ContractiveAE(
         inputs (mean variance 1) whatever the data: the penalty's weight is
         traded against the reconstruction loss, and this is the loss whose size
         does not depend on X's units, so one default weight means the same on
-        every data set (BCE on pixels in [0, 1] shifted it: the L1 default
-        zeroed every code unit on MNIST). ``"bce"`` needs data in [0, 1]. The
+        every data set (with BCE on pixels in [0, 1] the default weights
+        failed on MNIST). ``"bce"`` needs data in [0, 1]. The
         resolved value is stored in ``loss_``.
     scaling : {"auto", "global", "standard", "minmax", "none"}, default="auto"
         Internal input scaling. ``"auto"``: for MSE (a Gaussian likelihood)
