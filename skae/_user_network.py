@@ -142,6 +142,17 @@ def _make_part(spec, n_in, n_out, name):
     return part
 
 
+def _output_shape(network, inputs, failure):
+    """The shape of ``network(inputs)`` (the output's type if it is not a
+    tensor); a ``RuntimeError`` inside the network becomes a ``ValueError``
+    that starts with ``failure``."""
+    try:
+        out = network(inputs)
+    except RuntimeError as exc:
+        raise ValueError(f"{failure}: {exc}") from None
+    return tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
+
+
 def _first_device(module):
     for tensor in module.parameters():
         if not isinstance(tensor, torch.nn.parameter.UninitializedParameter):
@@ -159,14 +170,12 @@ def _check_user_shapes(encoder, decoder, n_features, n_components, width, estima
     try:
         with torch.no_grad():
             x = torch.zeros(2, n_features, device=_first_device(encoder))
-            try:
-                out = encoder(x)
-            except RuntimeError as exc:
-                raise ValueError(
-                    f"encoder does not run on rows of {n_features} features "
-                    f"(n_features_in_): {exc}"
-                ) from None
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
+            shape = _output_shape(
+                encoder,
+                x,
+                f"encoder does not run on rows of {n_features} features "
+                "(n_features_in_)",
+            )
             if shape != (2, width):
                 raise ValueError(
                     f"encoder maps 2 rows of {n_features} features to {shape}, "
@@ -175,13 +184,9 @@ def _check_user_shapes(encoder, decoder, n_features, n_components, width, estima
                     f"{estimator._user_encoder_output(n_components)} per row."
                 )
             z = torch.zeros(2, n_components, device=_first_device(decoder))
-            try:
-                out = decoder(z)
-            except RuntimeError as exc:
-                raise ValueError(
-                    f"decoder does not run on codes of shape {tuple(z.shape)}: {exc}"
-                ) from None
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
+            shape = _output_shape(
+                decoder, z, f"decoder does not run on codes of shape {tuple(z.shape)}"
+            )
             if shape != (2, n_features):
                 raise ValueError(
                     f"decoder maps codes of shape {tuple(z.shape)} to {shape}, "
