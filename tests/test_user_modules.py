@@ -135,6 +135,10 @@ def test_bad_networks_are_reported_clearly():
     X9 = np.c_[X, X[:, :1]]
     with pytest.raises(ValueError, match="encoder does not run on rows of 9"):
         AutoencoderTransformer(n_components=2, encoder=encoder, decoder=decoder).fit(X9)
+    with pytest.raises(ValueError, match=r"decoder does not run on codes of shape"):
+        AutoencoderTransformer(
+            n_components=2, encoder=encoder, decoder=torch.nn.Linear(3, 8)
+        ).fit(X)
     wide, _ = networks(d=9)
     with pytest.raises(ValueError, match=r"expected \(2, 9\)"):
         AutoencoderTransformer(n_components=2, encoder=wide, decoder=decoder).fit(X9)
