@@ -9,13 +9,21 @@ and on a busy one (one CPU-bound process per core started beside it), several
 rounds interleaved; the table gives medians and the ratio of skae's choice to
 the better of the other two (target: <= 1.0, within noise).
 
-Run: ``python benchmarks/bench_threads.py [--rounds 3] [--epochs 2]``
+A third state, "busy from 1 s", starts the CPU-bound processes one second
+into each fit, on a quiet machine: a fit that chose its threads when the
+machine was quiet must give the cores back. It runs the default MNIST model
+only (the one whose choice depends on the load at the call), for
+``--mid-fit-epochs`` epochs so that most of the fit runs under the load.
+
+Run: ``python benchmarks/bench_threads.py [--rounds 3] [--epochs 2]
+[--mid-fit-epochs 60]``
 """
 
 import argparse
 import multiprocessing
 import statistics
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -53,7 +61,40 @@ def models():
     return cases
 
 
-def fit_seconds(X, params, n_jobs, epochs):
+def start_burners(cores):
+    burners = [multiprocessing.Process(target=_burn) for _ in range(cores)]
+    for burner in burners:
+        burner.start()
+    return burners
+
+
+def stop_burners(burners):
+    for burner in burners:
+        burner.terminate()
+    for burner in burners:
+        burner.join()
+
+
+def fit_seconds(X, params, n_jobs, epochs, load_after=None):
+    """Wall time of one fit; with ``load_after``, one CPU-bound process per
+    core starts that many seconds into it and stops when it ends."""
+    burners = []
+    timer = None
+    if load_after is not None:
+        timer = threading.Timer(
+            load_after, lambda: burners.extend(start_burners(available_cores()))
+        )
+        timer.start()
+    try:
+        return _timed_fit(X, params, n_jobs, epochs)
+    finally:
+        if timer is not None:
+            timer.cancel()
+            timer.join()
+            stop_burners(burners)
+
+
+def _timed_fit(X, params, n_jobs, epochs):
     est = AutoencoderTransformer(
         **{"n_components": 16, **params},
         max_iter=epochs,
@@ -73,24 +114,33 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--mid-fit-epochs", type=int, default=60)
     args = parser.parse_args()
     cores = available_cores()
     torch.set_num_threads(cores)  # torch's usual default: one per core
-    print(f"# {machine_line()}; {cores} cores; {args.epochs} epochs", flush=True)
+    print(
+        f"# {machine_line()}; {cores} cores; {args.epochs} epochs "
+        f"({args.mid_fit_epochs} when the load starts mid-fit)",
+        flush=True,
+    )
     settings = {"1 thread": 1, "all cores": -1, "skae (n_jobs=None)": None}
     rows = []
-    for load in ("quiet", "busy"):
-        burners = []
-        if load == "busy":
-            burners = [multiprocessing.Process(target=_burn) for _ in range(cores)]
-            for burner in burners:
-                burner.start()
+    for load in ("quiet", "busy", "busy from 1 s"):
+        burners = start_burners(cores) if load == "busy" else []
+        mid_fit = load == "busy from 1 s"
+        epochs = args.mid_fit_epochs if mid_fit else args.epochs
         try:
             for name, X, params in models():
+                if mid_fit and name != "MNIST 5k, default":
+                    continue
                 times = {label: [] for label in settings}
                 for _ in range(args.rounds):
                     for label, n_jobs in settings.items():
-                        times[label].append(fit_seconds(X, params, n_jobs, args.epochs))
+                        times[label].append(
+                            fit_seconds(
+                                X, params, n_jobs, epochs, 1.0 if mid_fit else None
+                            )
+                        )
                 medians = {label: statistics.median(t) for label, t in times.items()}
                 best_other = min(medians["1 thread"], medians["all cores"])
                 row = {"machine": load, "model": name}
@@ -101,8 +151,7 @@ def main():
                 rows.append(row)
                 print(row, flush=True)
         finally:
-            for burner in burners:
-                burner.terminate()
+            stop_burners(burners)
     columns = ["machine", "model", *(f"{label} s" for label in settings)]
     print_table(rows, [*columns, "skae / better of the others"])
     print(f"# medians of {args.rounds} interleaved rounds")

@@ -52,7 +52,7 @@ from skae._phases import EndToEnd, TrainingSession
 from skae.nn import output_activation
 from skae.utils._device import resolve_device
 from skae.utils._float_mode import flush_subnormals
-from skae.utils._threads import intra_op_threads, threads_for
+from skae.utils._threads import threads_sized_to
 from skae.utils._warnings import warn_user
 
 #: Rows per inference batch: bounds the activations held at once.
@@ -360,7 +360,7 @@ class BaseAutoencoder(
                 self.module_ = module.to(self.device_)
             step_work = self._batch_size_for(len(rows)) * self._n_parameters()
             with (
-                intra_op_threads(threads_for(step_work, self.device_, self.n_jobs)),
+                threads_sized_to(step_work, self.device_, self.n_jobs),
                 _random.generator_scope(self._generator(seed)),
             ):
                 if incremental:
@@ -528,8 +528,12 @@ class BaseAutoencoder(
         scale = torch.as_tensor(self.scale_, dtype=dtype, device=self.device_)
         out = np.empty((X.shape[0], *n_out), dtype=out_dtype)
         rows = min(INFERENCE_BATCH_SIZE, X.shape[0])
-        threads = threads_for(rows * self._n_parameters(), self.device_, self.n_jobs)
-        with intra_op_threads(threads), flush_subnormals(), torch.inference_mode():
+        work = rows * self._n_parameters()
+        with (
+            threads_sized_to(work, self.device_, self.n_jobs),
+            flush_subnormals(),
+            torch.inference_mode(),
+        ):
             for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
                 chunk = X[start : start + INFERENCE_BATCH_SIZE]
                 # A read-only memmap slice is copied: torch wants writable memory.

@@ -63,6 +63,7 @@ from skae.nn import ACTIVATIONS, make_mlp
 from skae.utils import all_estimators
 from skae.utils._device import resolve_device
 from skae.utils._float_mode import flush_subnormals
+from skae.utils._threads import threads_sized_to
 from skae.utils._warnings import warn_user
 
 _FLOAT_DTYPES = [np.float64, np.float32]
@@ -421,6 +422,7 @@ class _BaseSupervisedAutoencoder(BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "device": [str, torch.device],
+        "n_jobs": [Integral, None],
         "verbose": ["verbose"],
     }
 
@@ -445,6 +447,7 @@ class _BaseSupervisedAutoencoder(BaseEstimator):
         n_iter_no_change=10,
         random_state=None,
         device="auto",
+        n_jobs=None,
         verbose=0,
     ):
         self.autoencoder = autoencoder
@@ -465,6 +468,7 @@ class _BaseSupervisedAutoencoder(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
         self.device = device
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     # ----------------------------------------------------------- task hooks
@@ -601,6 +605,9 @@ class _BaseSupervisedAutoencoder(BaseEstimator):
             epoch_offset=self.n_iter_,
         )
 
+    def _n_parameters(self):
+        return sum(p.numel() for p in self.module_.parameters())
+
     def _scaled(self, X):
         return (
             ArraySource(np.asarray(X))
@@ -633,8 +640,12 @@ class _BaseSupervisedAutoencoder(BaseEstimator):
             # encoder= is never modified.
             module.autoencoder.load_state_dict(pretrained.module_.state_dict())
             self.module_ = module.to(self.device_)
-            with _random.generator_scope(
-                torch.Generator(device=self.device_).manual_seed(seed)
+            work = self._batch_size_for(len(X)) * self._n_parameters()
+            with (
+                threads_sized_to(work, self.device_, self.n_jobs),
+                _random.generator_scope(
+                    torch.Generator(device=self.device_).manual_seed(seed)
+                ),
             ):
                 reason = self._fine_tune(X, labeled, targets, pretrained)
         self._report(reason)
@@ -822,7 +833,8 @@ class _BaseSupervisedAutoencoder(BaseEstimator):
         offset = torch.as_tensor(self.offset_, dtype=dtype, device=self.device_)
         scale = torch.as_tensor(self.scale_, dtype=dtype, device=self.device_)
         out = np.empty((X.shape[0], self.architecture_["n_outputs"]))
-        with torch.inference_mode():
+        work = min(INFERENCE_BATCH_SIZE, X.shape[0]) * self._n_parameters()
+        with threads_sized_to(work, self.device_, self.n_jobs), torch.inference_mode():
             for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
                 # Always a copy: torch wants writable memory (read-only memmaps).
                 chunk = np.array(X[start : start + INFERENCE_BATCH_SIZE], order="C")
@@ -1051,6 +1063,12 @@ class AutoencoderClassifier(ClassifierMixin, _BaseSupervisedAutoencoder):
         RNGs are left untouched.
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU.
+    n_jobs : int or None, default=None
+        Intra-op threads for fine-tuning and inference on the CPU, sized as
+        the autoencoders' ``n_jobs`` is: None gives small networks one thread
+        and large ones torch's setting, capped at the cores other processes
+        leave idle; -1 uses every available core. The pretraining uses the
+        autoencoder's own ``n_jobs``.
     verbose : int, default=0
         Show a progress bar with the loss per epoch when positive.
 
@@ -1176,6 +1194,7 @@ class AutoencoderClassifier(ClassifierMixin, _BaseSupervisedAutoencoder):
         n_iter_no_change=10,
         random_state=None,
         device="auto",
+        n_jobs=None,
         verbose=0,
     ):
         super().__init__(
@@ -1197,6 +1216,7 @@ class AutoencoderClassifier(ClassifierMixin, _BaseSupervisedAutoencoder):
             n_iter_no_change=n_iter_no_change,
             random_state=random_state,
             device=device,
+            n_jobs=n_jobs,
             verbose=verbose,
         )
         self.semi_supervised = semi_supervised
@@ -1465,6 +1485,12 @@ class AutoencoderRegressor(RegressorMixin, _BaseSupervisedAutoencoder):
         RNGs are left untouched.
     device : str or torch.device, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU.
+    n_jobs : int or None, default=None
+        Intra-op threads for fine-tuning and inference on the CPU, sized as
+        the autoencoders' ``n_jobs`` is: None gives small networks one thread
+        and large ones torch's setting, capped at the cores other processes
+        leave idle; -1 uses every available core. The pretraining uses the
+        autoencoder's own ``n_jobs``.
     verbose : int, default=0
         Show a progress bar with the loss per epoch when positive.
 
@@ -1554,6 +1580,7 @@ class AutoencoderRegressor(RegressorMixin, _BaseSupervisedAutoencoder):
         n_iter_no_change=10,
         random_state=None,
         device="auto",
+        n_jobs=None,
         verbose=0,
     ):
         # The classifier's parameters; only fine_tune_noise's default differs.
@@ -1576,6 +1603,7 @@ class AutoencoderRegressor(RegressorMixin, _BaseSupervisedAutoencoder):
             n_iter_no_change=n_iter_no_change,
             random_state=random_state,
             device=device,
+            n_jobs=n_jobs,
             verbose=verbose,
         )
 

@@ -177,9 +177,10 @@ class ConvAutoencoder(BaseAutoencoder):
         Intra-op threads for training and inference on the CPU. None sizes them
         to the work: one thread for small models (a second one only adds
         synchronisation, and is much slower on a busy machine), torch's setting
-        for large ones, capped at the cores other processes leave idle at the
-        call. -1 uses every available core. The caller's torch
-        setting is restored after each call.
+        for large ones, capped at the cores other processes leave idle (read
+        at the call and again about every second of training). -1 uses every
+        available core. The caller's torch setting is restored after each
+        call.
     verbose : int, default=0
         Show a progress bar with the loss per epoch when positive.
 

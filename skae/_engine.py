@@ -15,7 +15,9 @@ What the objective and the callbacks may rely on:
   KL warm-up;
 - after it, ``objective.epoch_statistics()`` is recorded in the history row
   of the epoch, where callbacks read it;
-- :class:`TrainingMonitor` is configured per phase through ``configure``.
+- :class:`TrainingMonitor` is configured per phase through ``configure``;
+- a fit whose thread count follows the machine's load re-reads it before
+  training epochs (:func:`skae.utils._threads.follow_the_load`).
 """
 
 import math
@@ -24,6 +26,8 @@ import warnings
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+
+from skae.utils._threads import follow_the_load
 
 _TORCH_VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
 
@@ -101,6 +105,7 @@ class FastNet(NeuralNet):
             return
         self._mode_set = None  # modes may have changed between epochs
         if training:
+            follow_the_load()
             # The history already holds this epoch's row: epochs count from 1.
             self.criterion_.begin_epoch(self.epoch_offset + len(self.history))
         total = torch.zeros((), device=self.device)

@@ -44,7 +44,7 @@ from skae import _random
 from skae.nn._graph import GCNEncoder, inner_product_logits
 from skae.utils._device import resolve_device
 from skae.utils._float_mode import flush_subnormals
-from skae.utils._threads import intra_op_threads, threads_for
+from skae.utils._threads import follow_the_load, threads_sized_to
 from skae.utils._warnings import warn_user
 
 #: Largest graph trained on all n_nodes**2 pairs when ``negative_sampling``
@@ -233,8 +233,9 @@ class GraphAutoencoder(
         sizes them to the work: one thread for small graphs (a second one only
         adds synchronisation, and is much slower on a busy machine), torch's
         setting for large ones, capped at the cores other processes leave idle
-        at the call. -1 uses every available core. The caller's
-        torch setting is restored after each call.
+        (read at the call and again about every second of training). -1 uses
+        every available core. The caller's torch setting is restored after
+        each call.
     verbose : int, default=0
         Print the training loss every 10 epochs when positive.
 
@@ -532,7 +533,7 @@ class GraphAutoencoder(
             )
         train_inputs = train if features is None else features
         with (
-            intra_op_threads(threads_for(work, device, self.n_jobs)),
+            threads_sized_to(work, device, self.n_jobs),
             flush_subnormals(),
         ):
             self._train(
@@ -616,6 +617,7 @@ class GraphAutoencoder(
         start = time.perf_counter()
         try:
             for epoch in range(self.max_iter):
+                follow_the_load()
                 optimizer.zero_grad()
                 loss = loss_fn()
                 value = float(loss.detach())

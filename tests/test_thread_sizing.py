@@ -21,14 +21,15 @@ def three_threads():
 
 
 def _spy(monkeypatch):
+    """The thread counts skae's calls choose."""
     seen = []
-    original = _threads.intra_op_threads
+    original = _threads.threads_for
 
-    def spy(n_threads):
-        seen.append(n_threads)
-        return original(n_threads)
+    def spy(work, device, n_jobs=None):
+        seen.append(original(work, device, n_jobs))
+        return seen[-1]
 
-    monkeypatch.setattr("skae._base.intra_op_threads", spy)
+    monkeypatch.setattr(_threads, "threads_for", spy)
     return seen
 
 
@@ -92,4 +93,100 @@ def test_nested_and_concurrent_scopes_restore_the_first_setting(three_threads):
         assert torch.get_num_threads() == 1
         with _threads.intra_op_threads(2):
             assert torch.get_num_threads() == 1  # the first scope's setting
+    assert torch.get_num_threads() == 3
+
+
+def _load_sequence(monkeypatch, others):
+    """Other processes' running threads read as ``others``, one per reading
+    (the last one repeated); each reading is recorded."""
+    readings = []
+
+    def reading():
+        readings.append(others[min(len(readings), len(others) - 1)])
+        return readings[-1]
+
+    monkeypatch.setattr(_threads, "available_cores", lambda: 4)
+    monkeypatch.setattr(_threads, "other_running_threads", reading)
+    monkeypatch.setattr(_threads, "LOAD_RECHECK_SECONDS", 0.0)
+    return readings
+
+
+def test_a_fit_sized_by_the_load_gives_cores_back_when_others_start(
+    three_threads, monkeypatch
+):
+    # Quiet at the start (three threads), then two other processes start
+    # (two idle cores), then seven (one thread).
+    readings = _load_sequence(monkeypatch, [0, 2, 7])
+    counts = []
+    with _threads.threads_sized_to(_threads.PARALLEL_MIN_WORK, torch.device("cpu")):
+        counts.append(torch.get_num_threads())
+        for _ in range(2):
+            _threads.follow_the_load()
+            counts.append(torch.get_num_threads())
+    assert counts == [3, 2, 1]
+    assert len(readings) == 3
+    assert torch.get_num_threads() == 3  # the caller's setting, restored
+
+
+def test_the_load_is_not_followed_where_it_did_not_choose(three_threads, monkeypatch):
+    readings = _load_sequence(monkeypatch, [0, 7])
+    cpu = torch.device("cpu")
+    for work, n_jobs in [(_threads.PARALLEL_MIN_WORK, 2), (10, None)]:
+        with _threads.threads_sized_to(work, cpu, n_jobs):
+            before = torch.get_num_threads()
+            _threads.follow_the_load()
+            assert torch.get_num_threads() == before
+    # Nor outside any skae call.
+    _threads.follow_the_load()
+    assert torch.get_num_threads() == 3
+    assert readings == []
+
+
+def test_a_shared_setting_is_not_resized(three_threads, monkeypatch):
+    _load_sequence(monkeypatch, [0, 7])
+    cpu = torch.device("cpu")
+    with _threads.intra_op_threads(2):  # another skae call in another thread
+        with _threads.threads_sized_to(_threads.PARALLEL_MIN_WORK, cpu):
+            _threads.follow_the_load()
+            assert torch.get_num_threads() == 2
+
+
+def test_training_epochs_follow_the_load(three_threads, monkeypatch):
+    # Every size counts as large here, so the default model follows the load.
+    monkeypatch.setattr(_threads, "PARALLEL_MIN_WORK", 1)
+    readings = _load_sequence(monkeypatch, [0, 7])
+    seen = []
+    original = torch.set_num_threads
+    monkeypatch.setattr(
+        torch, "set_num_threads", lambda n: (seen.append(n), original(n))
+    )
+    X = np.random.RandomState(0).rand(100, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        AutoencoderTransformer(n_components=2, max_iter=3, init="random").fit(X)
+    # Three at the start, one from the first epoch's reading on, 3 restored.
+    assert seen[0] == 3 and 1 in seen and seen[-1] == 3
+    assert len(readings) >= 2
+
+
+def test_classifier_fine_tuning_and_inference_are_sized(three_threads, monkeypatch):
+    from skae import AutoencoderClassifier, AutoencoderTransformer
+
+    seen = []
+    original = _threads.threads_for
+
+    def spy(work, device, n_jobs=None):
+        seen.append(n_jobs)
+        return original(work, device, n_jobs)
+
+    monkeypatch.setattr(_threads, "threads_for", spy)
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(60, 6), np.arange(60) % 2
+    auto = AutoencoderTransformer(n_components=2, max_iter=2, n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = AutoencoderClassifier(auto, max_iter=2, n_jobs=2).fit(X, y)
+        clf.predict(X)
+    # Pretraining with the autoencoder's n_jobs, the rest with the classifier's.
+    assert 1 in seen and seen.count(2) >= 2
     assert torch.get_num_threads() == 3

@@ -11,6 +11,10 @@ count from the work per step and, for large work, from the cores idle at
 the call, and :func:`intra_op_threads` sets it for the
 duration of a call and restores the caller's setting afterwards (as
 ``threadpoolctl`` does for BLAS), so a user's own torch code is unaffected.
+:func:`threads_sized_to` does both, and while a fit whose count was chosen by
+the load runs, :func:`follow_the_load` (called between epochs) reads the load
+again: a process that starts computing beside a fit takes its core back
+within about a second instead of slowing every remaining step.
 """
 
 import contextlib
@@ -24,7 +28,11 @@ import torch
 #: Multiply-adds per step (rows x parameters) from which a CPU fit uses more
 #: than one intra-op thread. Below it, one thread is as fast when the machine
 #: is quiet and much faster when it is busy (benchmarks/bench_threads.py).
-PARALLEL_MIN_WORK = 2**26
+PARALLEL_MIN_WORK = 2**24
+
+#: Seconds between two readings of the load during a fit that follows it. A
+#: reading costs about 3 ms (three samples a millisecond apart).
+LOAD_RECHECK_SECONDS = 1.0
 
 
 class _SharedSetting:
@@ -37,6 +45,10 @@ class _SharedSetting:
 
 
 _SETTING = _SharedSetting()
+
+# Per calling thread: when the load was last read by the fit that follows it
+# (None: the running fit's count was not chosen by the load).
+_LOAD_READ_AT = threading.local()
 
 
 def available_cores():
@@ -162,3 +174,54 @@ def intra_op_threads(n_threads):
             setting.users -= 1
             if setting.users == 0:
                 torch.set_num_threads(setting.previous)
+
+
+@contextlib.contextmanager
+def threads_sized_to(work, device, n_jobs=None):
+    """Run the block with :func:`threads_for`'s count, re-read between epochs
+    by :func:`follow_the_load` where that count came from the load.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae.utils._threads import threads_sized_to
+    >>> with threads_sized_to(1000, torch.device("cpu")):
+    ...     torch.get_num_threads()
+    1
+    """
+    n_threads = threads_for(work, device, n_jobs)
+    follows_load = (
+        n_threads is not None and n_jobs is None and work >= PARALLEL_MIN_WORK
+    )
+    with intra_op_threads(n_threads):
+        outer = getattr(_LOAD_READ_AT, "time", None)
+        _LOAD_READ_AT.time = time.monotonic() if follows_load else None
+        try:
+            yield
+        finally:
+            _LOAD_READ_AT.time = outer
+
+
+def follow_the_load():
+    """Between epochs: re-size the running fit's threads to the idle cores,
+    at most once every ``LOAD_RECHECK_SECONDS``.
+
+    A no-op unless the fit in this thread chose its count from the load
+    (:func:`threads_sized_to` with ``n_jobs=None`` and large work). Fits
+    running concurrently in threads share torch's process-wide setting, so
+    it is changed only while a single skae call holds it.
+    """
+    read_at = getattr(_LOAD_READ_AT, "time", None)
+    if read_at is None:
+        return
+    now = time.monotonic()
+    if now - read_at < LOAD_RECHECK_SECONDS:
+        return
+    _LOAD_READ_AT.time = now
+    with _SETTING.lock:
+        if _SETTING.users != 1:
+            return
+        # The caller's own setting stays the ceiling, as at the start.
+        wanted = min(_SETTING.previous, idle_cores())
+        if wanted != torch.get_num_threads():
+            torch.set_num_threads(wanted)
