@@ -111,3 +111,31 @@ def test_train_torchrun_runs_as_one_process(tmp_path):
     )
     assert "1 process(es)" in proc.stdout
     assert (tmp_path / "skae_torchrun_model.skae").exists()
+
+
+def test_readme_quickstart_prints_what_it_says(tmp_path):
+    """The README's first code block runs, and the errors it quotes in its
+    comment are the ones it computes (rounded as quoted)."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    quoted = re.search(r"^# \(([\d.]+), ([\d.]+)\)", block, re.M)
+    assert quoted, "the quickstart's comment no longer quotes the two errors"
+    lines = block.splitlines()
+    # The bare tuple expression (a notebook's echo) is printed here.
+    tuple_line = next(i for i, line in enumerate(lines) if line.startswith("(("))
+    lines[tuple_line] = "_errors = " + lines[tuple_line]
+    lines.insert(tuple_line + 1, "print(*(f'{e:.2f}' for e in _errors))")
+    script = tmp_path / "quickstart.py"
+    script.write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [quoted.group(1), quoted.group(2)]
