@@ -15,11 +15,17 @@ machine was quiet must give the cores back. It runs the default MNIST model
 only (the one whose choice depends on the load at the call), for
 ``--mid-fit-epochs`` epochs so that most of the fit runs under the load.
 
+``--sweep`` measures instead where a second thread starts to pay on a quiet
+machine: one-hidden-layer models on the MNIST subset whose work per step
+(batch rows x parameters, the quantity skae's rule reads) runs from 2^21 to
+2^26 multiply-adds, each fitted with 1 thread and with every core.
+
 Run: ``python benchmarks/bench_threads.py [--rounds 3] [--epochs 2]
-[--mid-fit-epochs 60]``
+[--mid-fit-epochs 60] [--sweep]``
 """
 
 import argparse
+import math
 import multiprocessing
 import statistics
 import sys
@@ -110,11 +116,42 @@ def _timed_fit(X, params, n_jobs, epochs):
     return time.perf_counter() - start
 
 
+def sweep(args):
+    """1 thread against every core, quiet machine, by work per step."""
+    X = load_mnist()[0][:5000] / 255.0
+    rows = []
+    for hidden in (8, 16, 32, 64, 128, 256):
+        params = {"hidden_layer_sizes": (hidden,)}
+        probe = AutoencoderTransformer(n_components=16, max_iter=1, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe.fit(X[:300])
+        work = probe._batch_size_for(len(X)) * probe._n_parameters()
+        times = {1: [], -1: []}
+        for _ in range(args.rounds):
+            for n_jobs in times:
+                times[n_jobs].append(_timed_fit(X, params, n_jobs, args.epochs))
+        one, every = statistics.median(times[1]), statistics.median(times[-1])
+        rows.append(
+            {
+                "hidden": hidden,
+                "log2 work per step": round(math.log2(work), 2),
+                "1 thread s": one,
+                "all cores s": every,
+                "1 thread / all cores": one / every,
+            }
+        )
+        print(rows[-1], flush=True)
+    print_table(rows, list(rows[0]))
+    print(f"# medians of {args.rounds} interleaved rounds, quiet machine")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--mid-fit-epochs", type=int, default=60)
+    parser.add_argument("--sweep", action="store_true")
     args = parser.parse_args()
     cores = available_cores()
     torch.set_num_threads(cores)  # torch's usual default: one per core
@@ -123,6 +160,9 @@ def main():
         f"({args.mid_fit_epochs} when the load starts mid-fit)",
         flush=True,
     )
+    if args.sweep:
+        sweep(args)
+        return
     settings = {"1 thread": 1, "all cores": -1, "skae (n_jobs=None)": None}
     rows = []
     for load in ("quiet", "busy", "busy from 1 s"):

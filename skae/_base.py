@@ -352,26 +352,34 @@ class BaseAutoencoder(
             start_rows = rows if all_rows is None else all_rows
             key = (1, self.n_iter_) if incremental else (0,)
             seed = _stream_seed(self.random_seed_, *key, _TORCH_STREAM)
-            if fresh:
-                # Modules initialize themselves from torch's global generator.
-                with _random.seeded_global_rng(seed, self.device_):
-                    module = self._build_module(self.architecture_)
-                    self._initialize_module(module, start_rows)
-                self.module_ = module.to(self.device_)
-            step_work = self._batch_size_for(len(rows)) * self._n_parameters()
-            with (
-                threads_sized_to(step_work, self.device_, self.n_jobs),
-                _random.generator_scope(self._generator(seed)),
-            ):
-                if incremental:
-                    reason = self._train_one_epoch(rows, key)
+            with contextlib.ExitStack() as threads:
+                if fresh:
+                    # Modules initialize themselves from torch's global generator.
+                    with _random.seeded_global_rng(seed, self.device_):
+                        module = self._build_module(self.architecture_)
+                        # A data-driven start (the PCA start's eigh) computes
+                        # as much as an epoch: its threads are sized too.
+                        threads.enter_context(self._sized_threads(rows, module))
+                        self._initialize_module(module, start_rows)
+                    self.module_ = module.to(self.device_)
                 else:
-                    reason = self._train_phases(rows, key, group)
-                self._after_training(rows)
+                    threads.enter_context(self._sized_threads(rows, self.module_))
+                with _random.generator_scope(self._generator(seed)):
+                    if incremental:
+                        reason = self._train_one_epoch(rows, key)
+                    else:
+                        reason = self._train_phases(rows, key, group)
+                    self._after_training(rows)
             if group is not None:
                 group.check_same_weights(self.module_)
         self._report(reason, incremental)
         return self
+
+    def _sized_threads(self, rows, module):
+        """The intra-op threads for training ``module`` on ``rows``."""
+        n_parameters = sum(p.numel() for p in module.parameters())
+        work = self._batch_size_for(len(rows)) * n_parameters
+        return threads_sized_to(work, self.device_, self.n_jobs)
 
     def _train_phases(self, rows, key, group):
         rank = () if group is None or group.rank == 0 else (group.rank,)

@@ -190,3 +190,22 @@ def test_classifier_fine_tuning_and_inference_are_sized(three_threads, monkeypat
     # Pretraining with the autoencoder's n_jobs, the rest with the classifier's.
     assert 1 in seen and seen.count(2) >= 2
     assert torch.get_num_threads() == 3
+
+
+def test_the_pca_start_runs_on_the_sized_threads(three_threads, monkeypatch):
+    # Its eigendecomposition costs as much as an epoch: on torch's default
+    # threads it was 10x slower on a busy machine than the whole training.
+    seen = []
+    original = AutoencoderTransformer._initialize_module
+
+    def spy(self, module, rows):
+        seen.append(torch.get_num_threads())
+        return original(self, module, rows)
+
+    monkeypatch.setattr(AutoencoderTransformer, "_initialize_module", spy)
+    X = np.random.RandomState(0).rand(100, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        AutoencoderTransformer(n_components=2, max_iter=2).fit(X)
+    assert seen == [1]
+    assert torch.get_num_threads() == 3
