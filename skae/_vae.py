@@ -31,6 +31,7 @@ from skae._vae_math import (
     iwae_log_weights,
 )
 from skae.nn._vae import VAEModule
+from skae.utils._threads import threads_sized_to
 
 #: Decoder evaluations (rows x importance samples) held at once when scoring.
 _SCORE_BUDGET = 8192
@@ -618,7 +619,12 @@ class VAE(UserNetworkMixin, MLPMixin, BaseAutoencoder):
         scale = torch.as_tensor(self.scale_, dtype=dtype, device=self.device_)
         generator = torch.Generator()
         scores = np.empty(X.shape[0], dtype=X.dtype)
-        with torch.inference_mode():
+        # Each pass evaluates the network rows_per_pass * draws_per_pass times.
+        work = rows_per_pass * draws_per_pass * self._n_parameters()
+        with (
+            threads_sized_to(work, self.device_, self.n_jobs),
+            torch.inference_mode(),
+        ):
             dec_logvar = module.decoder_logvar()
             for start in range(0, X.shape[0], rows_per_pass):
                 stop = min(start + rows_per_pass, X.shape[0])

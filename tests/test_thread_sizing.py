@@ -209,3 +209,23 @@ def test_the_pca_start_runs_on_the_sized_threads(three_threads, monkeypatch):
         AutoencoderTransformer(n_components=2, max_iter=2).fit(X)
     assert seen == [1]
     assert torch.get_num_threads() == 3
+
+
+def test_vae_importance_sampling_runs_on_the_sized_threads(three_threads, monkeypatch):
+    from skae import VAE
+
+    seen = []
+    original = VAE._score_pass
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(VAE, "_score_pass", spy)
+    X = np.random.RandomState(0).rand(50, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae = VAE(n_components=2, max_iter=2).fit(X)
+    vae.score_samples(X)
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == 3
