@@ -16,8 +16,8 @@ What the objective and the callbacks may rely on:
 - after it, ``objective.epoch_statistics()`` is recorded in the history row
   of the epoch, where callbacks read it;
 - :class:`TrainingMonitor` is configured per phase through ``configure``;
-- a fit whose thread count follows the machine's load re-reads it before
-  training epochs (:func:`skae.utils._threads.follow_the_load`).
+- a fit whose thread count follows the machine's load re-reads it between
+  training steps (:func:`skae.utils._threads.follow_the_load`).
 """
 
 import math
@@ -105,12 +105,16 @@ class FastNet(NeuralNet):
             return
         self._mode_set = None  # modes may have changed between epochs
         if training:
-            follow_the_load()
             # The history already holds this epoch's row: epochs count from 1.
             self.criterion_.begin_epoch(self.epoch_offset + len(self.history))
         total = torch.zeros((), device=self.device)
         n_seen = 0
         for batch in iterator:
+            if training:
+                # One clock read per step; the load itself at most once a
+                # second: an epoch can take seconds once another process
+                # competes for a core.
+                follow_the_load()
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             n = len(batch)

@@ -12,7 +12,7 @@ the call, and :func:`intra_op_threads` sets it for the
 duration of a call and restores the caller's setting afterwards (as
 ``threadpoolctl`` does for BLAS), so a user's own torch code is unaffected.
 :func:`threads_sized_to` does both, and while a fit whose count was chosen by
-the load runs, :func:`follow_the_load` (called between epochs) reads the load
+the load runs, :func:`follow_the_load` (called between steps) reads the load
 again: a process that starts computing beside a fit takes its core back
 within about a second instead of slowing every remaining step.
 """
@@ -25,10 +25,12 @@ import time
 
 import torch
 
-#: Multiply-adds per step (rows x parameters) from which a CPU fit uses more
-#: than one intra-op thread. Below it, one thread is as fast when the machine
-#: is quiet and much faster when it is busy (benchmarks/bench_threads.py).
-PARALLEL_MIN_WORK = 2**24
+#: Multiply-adds per step (rows x parameters) from which a CPU fit may use
+#: more than one intra-op thread: on a quiet 2-core machine every model
+#: measured from here up (the digits default, 2^22.7, to 2^26.4) ran 1.09-1.36x
+#: faster on both cores (benchmarks/bench_threads.py --sweep). Below it one
+#: thread is as fast, and far faster where other processes keep cores busy.
+PARALLEL_MIN_WORK = 2**22
 
 #: Seconds between two readings of the load during a fit that follows it. A
 #: reading costs about 3 ms (three samples a millisecond apart).
@@ -178,7 +180,7 @@ def intra_op_threads(n_threads):
 
 @contextlib.contextmanager
 def threads_sized_to(work, device, n_jobs=None):
-    """Run the block with :func:`threads_for`'s count, re-read between epochs
+    """Run the block with :func:`threads_for`'s count, re-read between steps
     by :func:`follow_the_load` where that count came from the load.
 
     Examples
@@ -203,8 +205,8 @@ def threads_sized_to(work, device, n_jobs=None):
 
 
 def follow_the_load():
-    """Between epochs: re-size the running fit's threads to the idle cores,
-    at most once every ``LOAD_RECHECK_SECONDS``.
+    """Between steps: re-size the running fit's threads to the idle cores,
+    at most once every ``LOAD_RECHECK_SECONDS`` (one clock read otherwise).
 
     A no-op unless the fit in this thread chose its count from the load
     (:func:`threads_sized_to` with ``n_jobs=None`` and large work). Fits
