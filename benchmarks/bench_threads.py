@@ -17,8 +17,8 @@ only (the one whose choice depends on the load at the call), for
 
 ``--sweep`` measures instead where a second thread starts to pay on a quiet
 machine: one-hidden-layer models on the MNIST subset whose work per step
-(batch rows x parameters, the quantity skae's rule reads) runs from 2^21 to
-2^26 multiply-adds, each fitted with 1 thread and with every core.
+(batch rows x parameters, the quantity skae's rule reads) runs from about
+2^23 to 2^26 multiply-adds, each fitted with 1 thread and with every core.
 
 Run: ``python benchmarks/bench_threads.py [--rounds 3] [--epochs 2]
 [--mid-fit-epochs 60] [--sweep]``
@@ -118,6 +118,9 @@ def _timed_fit(X, params, n_jobs, epochs):
 
 def sweep(args):
     """1 thread against every core, quiet machine, by work per step."""
+    if not data_available("mnist"):
+        print("# MNIST not found under $SKAE_DATA_DIR: no sweep", flush=True)
+        return
     X = load_mnist()[0][:5000] / 255.0
     rows = []
     for hidden in (8, 16, 32, 64, 128, 256):

@@ -308,8 +308,9 @@ class BaseAutoencoder(
             self._record_epochs(result)
         self.n_iter_ = len(self.loss_curve_)
 
-    def _n_parameters(self):
-        return sum(p.numel() for p in self.module_.parameters())
+    def _n_parameters(self, module=None):
+        module = self.module_ if module is None else module
+        return sum(p.numel() for p in module.parameters())
 
     def _gen_seed(self):
         return int(
@@ -377,8 +378,7 @@ class BaseAutoencoder(
 
     def _sized_threads(self, rows, module):
         """The intra-op threads for training ``module`` on ``rows``."""
-        n_parameters = sum(p.numel() for p in module.parameters())
-        work = self._batch_size_for(len(rows)) * n_parameters
+        work = self._batch_size_for(len(rows)) * self._n_parameters(module)
         return threads_sized_to(work, self.device_, self.n_jobs)
 
     def _train_phases(self, rows, key, group):
