@@ -227,7 +227,7 @@ class SparseAE(UserNetworkMixin, LayerwisePretrainingMixin, MLPMixin, BaseAutoen
         lie in (0, 1); 0.01 to 0.1 is usual. :math:`\hat\rho_j` is the mean
         over one mini-batch, so ``batch_size`` should hold many samples.
     sparsity_weight : float, default=None
-        Penalty weight :math:`\beta`: 0.1 for ``"kl"``, 0.02 for ``"l1"``
+        Penalty weight :math:`\beta`: 0.07 for ``"kl"``, 0.02 for ``"l1"``
         and :math:`\lambda = 0.03` for ``"jumprelu"`` (the loss is the mean,
         not the sum, over features of the squared error, so this is the
         paper's :math:`\lambda` divided by ``n_features``) when None; not used

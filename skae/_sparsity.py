@@ -103,7 +103,11 @@ class KLSparsity(SparsityKind):
     mini-batch mean activations :math:`\hat\rho_j` (Ng, 2011)."""
 
     code_activation = "logistic"
-    default_weight = 0.1
+    # Chosen on an MNIST selection split (10k rows, not the benchmark's):
+    # the largest of 0.1, 0.07, 0.05, 0.035, 0.025 with SVC accuracy on
+    # the codes >= 0.955x PCA's and mean activation <= 2 * rho = 0.10
+    # (0.07: 0.959x, 0.0996; 0.1 gave 0.953x, 0.086).
+    default_weight = 0.07
     # Sigmoid units are never exactly 0: firing means above one half.
     firing_threshold = 0.5
 
