@@ -45,6 +45,8 @@ from skae.datasets import data_available, load_mnist
 # SKAE_EXAMPLES_TINY=1 shrinks the run to seconds, so that CI can execute it.
 TINY = os.environ.get("SKAE_EXAMPLES_TINY") == "1"
 EPOCHS = 2 if TINY else 50
+# The classifiers' own fine-tuning epochs: their default, fewer in tiny mode.
+FINE_TUNING = {"max_iter": 5} if TINY else {}
 warnings.simplefilter("ignore", ConvergenceWarning)
 
 X_digits, y_digits = load_digits(return_X_y=True)
@@ -88,7 +90,8 @@ curves = {
 for n_labels in LABELS:
     y_semi = semi_supervised_labels(y_train, n_labels)
     labeled = y_semi != -1
-    clf = AutoencoderClassifier(autoencoder, random_state=0).fit(X_train, y_semi)
+    clf = AutoencoderClassifier(autoencoder, random_state=0, **FINE_TUNING)
+    clf.fit(X_train, y_semi)
     curves["AutoencoderClassifier"].append(clf.score(X_test, y_test))
     mlp = MLPClassifier((512, 256, 64), max_iter=EPOCHS * 4, random_state=0)
     mlp.fit(X_train[labeled], y_semi[labeled])
@@ -131,7 +134,7 @@ if data_available("mnist"):
     y_semi = semi_supervised_labels(y_train, 50)
     for fine_tune in ("head", "all"):
         transfer = AutoencoderClassifier(
-            encoder=encoder, fine_tune=fine_tune, random_state=0
+            encoder=encoder, fine_tune=fine_tune, random_state=0, **FINE_TUNING
         ).fit(X_train, y_semi)
         print(
             f"digits, 50 labels, MNIST-pretrained encoder, fine_tune={fine_tune!r}: "
@@ -141,7 +144,8 @@ if data_available("mnist"):
         (v == weights[k]).all() for k, v in encoder.module_.state_dict().items()
     )
     print(f"the MNIST encoder is unchanged: {unchanged}")
-    in_domain = AutoencoderClassifier(autoencoder, random_state=0).fit(X_train, y_semi)
+    in_domain = AutoencoderClassifier(autoencoder, random_state=0, **FINE_TUNING)
+    in_domain.fit(X_train, y_semi)
     print(
         "digits, 50 labels, pretrained on the digits themselves: test accuracy "
         f"{in_domain.score(X_test, y_test):.3f}"
