@@ -20,8 +20,14 @@ machine: one-hidden-layer models on the MNIST subset whose work per step
 (batch rows x parameters, the quantity skae's rule reads) runs from about
 2^23 to 2^26 multiply-adds, each fitted with 1 thread and with every core.
 
+``--dictionary`` times ``DictionaryLearner`` the same way (quiet and busy;
+1 thread, every core, skae's choice): full-batch and online fits of a fixed
+number of iterations on digits and the MNIST subset, whose work per step
+(block rows x atoms x features, the quantity its rule reads) runs from
+2^20.6 to 2^26.9, below and above the threshold the autoencoders' sweep set.
+
 Run: ``python benchmarks/bench_threads.py [--rounds 3] [--epochs 2]
-[--mid-fit-epochs 60] [--sweep]``
+[--mid-fit-epochs 60] [--sweep] [--dictionary]``
 """
 
 import argparse
@@ -40,7 +46,7 @@ from sklearn.datasets import load_digits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_line, print_table  # noqa: E402
 
-from skae import AutoencoderTransformer  # noqa: E402
+from skae import AutoencoderTransformer, DictionaryLearner  # noqa: E402
 from skae.datasets import data_available, load_mnist  # noqa: E402
 from skae.utils._threads import available_cores  # noqa: E402
 
@@ -149,12 +155,82 @@ def sweep(args):
     print(f"# medians of {args.rounds} interleaved rounds, quiet machine")
 
 
+def dictionary_cases():
+    digits = load_digits().data
+    cases = [
+        (f"digits, full batch, {atoms} atoms", digits, atoms, None)
+        for atoms in (16, 32, 64, 128)
+    ]
+    cases.append(("digits, batch 256, 100 atoms", digits, 100, 256))
+    if data_available("mnist"):
+        X = load_mnist()[0][:5000] / 255.0
+        cases.append(("MNIST 5k, batch 256, 100 atoms", X, 100, 256))
+        cases.append(("MNIST 5k, full batch, 32 atoms", X, 32, None))
+    else:
+        print("# MNIST not found under $SKAE_DATA_DIR: digits only", flush=True)
+    return cases
+
+
+def _timed_dictionary_fit(X, atoms, batch_size, n_jobs):
+    # A fixed amount of work: no stopping rule ends a fit early.
+    est = DictionaryLearner(
+        atoms,
+        max_iter=3,
+        tol=0.0,
+        batch_size=batch_size,
+        max_no_improvement=None,
+        n_jobs=n_jobs,
+        random_state=0,
+    )
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X)
+    return time.perf_counter() - start
+
+
+def dictionary(args, cores):
+    """DictionaryLearner: 1 thread, every core and skae's choice."""
+    settings = {"1 thread": 1, "all cores": -1, "skae (n_jobs=None)": None}
+    rows = []
+    for load in ("quiet", "busy"):
+        burners = start_burners(cores) if load == "busy" else []
+        try:
+            for name, X, atoms, batch_size in dictionary_cases():
+                block = batch_size or len(X)
+                times = {label: [] for label in settings}
+                for _ in range(args.rounds):
+                    for label, n_jobs in settings.items():
+                        times[label].append(
+                            _timed_dictionary_fit(X, atoms, batch_size, n_jobs)
+                        )
+                medians = {label: statistics.median(t) for label, t in times.items()}
+                best_other = min(medians["1 thread"], medians["all cores"])
+                row = {
+                    "machine": load,
+                    "fit": name,
+                    "log2 work": round(math.log2(block * atoms * X.shape[1]), 1),
+                }
+                row.update({f"{label} s": medians[label] for label in settings})
+                row["1 thread / all cores"] = medians["1 thread"] / medians["all cores"]
+                row["skae / better of the others"] = (
+                    medians["skae (n_jobs=None)"] / best_other
+                )
+                rows.append(row)
+                print(row, flush=True)
+        finally:
+            stop_burners(burners)
+    print_table(rows, list(rows[0]))
+    print(f"# medians of {args.rounds} interleaved rounds; 3 iterations per fit")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--mid-fit-epochs", type=int, default=60)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--dictionary", action="store_true")
     args = parser.parse_args()
     cores = available_cores()
     torch.set_num_threads(cores)  # torch's usual default: one per core
@@ -165,6 +241,9 @@ def main():
     )
     if args.sweep:
         sweep(args)
+        return
+    if args.dictionary:
+        dictionary(args, cores)
         return
     settings = {"1 thread": 1, "all cores": -1, "skae (n_jobs=None)": None}
     rows = []

@@ -9,7 +9,6 @@ the rest; the batched torch math of each half-step lives in
 :mod:`skae._dictionary_solvers`.
 """
 
-import contextlib
 import math
 import warnings
 from numbers import Integral, Real
@@ -30,6 +29,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skae import _dictionary_solvers as solvers
 from skae._input import validate_float_rows
 from skae.utils._device import resolve_device
+from skae.utils._threads import follow_the_load, threads_sized_to
 
 # Code step inside fit. Loose codes bias the atom update (measured on image
 # patches: 50 iterations at 1e-3 stalled 0.7% above the exact-code solution),
@@ -49,11 +49,6 @@ _TRANSFORM_TOL = 1e-6
 # Bytes of rows (inputs or codes, whichever is wider) that transform,
 # inverse_transform and score_samples process at once.
 INFERENCE_BATCH_BYTES = 8 * 2**20
-
-# Below this many entries per block (rows x atoms) a second intra-op thread
-# only adds barrier waits: measured on 2 shared cores, 256 x 100 mini-batches
-# ran ~20x slower with 2 threads than with 1 while other jobs were running.
-_PARALLEL_MIN_WORK = 2**18
 
 # What fit and partial_fit write, all at once and only on success. Every name
 # is public, so skae.save keeps all that partial_fit needs to continue.
@@ -187,6 +182,7 @@ class _CodeType:
             D_prev = state["components_"].clone()
             objective, rows = 0.0, 0
             for start in range(0, n_samples, batch_size):
+                follow_the_load()
                 batch = Xt[order[start : start + batch_size]]
                 batch_objective = self.step(batch, state, rng)
                 objective += batch_objective
@@ -281,6 +277,7 @@ class _AlternatingCodes(_CodeType):
         objective_prev = math.inf
         converged = False
         for it in range(1, self.max_iter + 1):
+            follow_the_load()
             # Code step (rows batched, warm-started from the previous codes).
             Z = self.fit_codes(Xt, D, Z)
             # Atom step: one block-coordinate sweep from the sufficient stats.
@@ -473,6 +470,7 @@ class _OneHotCodes(_CodeType):
         objective_prev = math.inf
         converged = False
         for it in range(1, self.max_iter + 1):
+            follow_the_load()
             labels = solvers.nearest_atom(Xt, D)
             dist = solvers.squared_distance_to(Xt, D, labels)
             objective = 0.5 * float(dist.sum())
@@ -866,6 +864,15 @@ class DictionaryLearner(
     device : str or torch.device, default="auto"
         Torch device to compute on; ``"auto"`` uses CUDA when available.
 
+    n_jobs : int or None, default=None
+        Intra-op threads for fitting and inference on the CPU. None sizes them
+        to the work (rows per block x atoms x features): one thread for small
+        blocks (a second one only adds synchronisation, and is much slower on a
+        busy machine), torch's setting for large ones, capped at the cores
+        other processes leave idle (read at the call and again about every
+        second of fitting). -1 uses every available core. The caller's torch
+        setting is restored after each call.
+
     verbose : int, default=0
         Print the objective at every iteration when > 0.
 
@@ -1057,6 +1064,7 @@ class DictionaryLearner(
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "device": [str, torch.device],
+        "n_jobs": [Integral, None],
         "verbose": ["verbose"],
     }
 
@@ -1073,6 +1081,7 @@ class DictionaryLearner(
         n_init=1,
         random_state=None,
         device="auto",
+        n_jobs=None,
         verbose=0,
     ):
         self.n_components = n_components
@@ -1085,6 +1094,7 @@ class DictionaryLearner(
         self.n_init = n_init
         self.random_state = random_state
         self.device = device
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
@@ -1114,7 +1124,7 @@ class DictionaryLearner(
             rng = check_random_state(self.random_state)
             Xt = _as_tensor(X, device)
             block = self.batch_size or X.shape[0]
-            with _threads_for(block * self.n_components, device):
+            with self._sized_threads(block, self.n_components, X.shape[1], device):
                 state = self._fit(code_type, Xt, rng)
             state.setdefault("n_samples_seen_", X.shape[0])
             self._set_state(state, rng, device, code_type)
@@ -1171,7 +1181,8 @@ class DictionaryLearner(
             else:
                 rng = _rng_from_state(self.rng_state_)
                 state = self._stream_state(Xt)
-            with _threads_for(X.shape[0] * code_type.n_components, device):
+            n_atoms = code_type.n_components
+            with self._sized_threads(X.shape[0], n_atoms, X.shape[1], device):
                 state["objective_"] = code_type.step(Xt, state, rng)
             self._set_state(state, rng, device, code_type)
         return self
@@ -1196,7 +1207,8 @@ class DictionaryLearner(
         X = validate_float_rows(self, X, reset=False)
         device = self._device()
         Z = np.empty((X.shape[0], self.components_.shape[0]), dtype=X.dtype)
-        with _threads_for(X.shape[0] * self.components_.shape[0], device):
+        n_atoms, n_features = self.components_.shape
+        with self._sized_threads(X.shape[0], n_atoms, n_features, device):
             for rows in _row_batches(X.shape[0], X.dtype, self._inference_width()):
                 codes = self._encode(_as_tensor(X[rows], device)).cpu().numpy()
                 Z[rows] = _finite(codes, "codes")
@@ -1257,7 +1269,8 @@ class DictionaryLearner(
         device = self._device()
         code_type = self._fitted_code_type()
         scores = np.empty(X.shape[0], dtype=X.dtype)
-        with _threads_for(X.shape[0] * self.components_.shape[0], device):
+        n_atoms, n_features = self.components_.shape
+        with self._sized_threads(X.shape[0], n_atoms, n_features, device):
             for rows in _row_batches(X.shape[0], X.dtype, self._inference_width()):
                 Xt = _as_tensor(X[rows], device)
                 Z = self._encode(Xt)
@@ -1336,6 +1349,15 @@ class DictionaryLearner(
             )
         code_type.check_input(X)
         return X
+
+    def _sized_threads(self, rows, n_atoms, n_features, device):
+        """Intra-op threads for blocks of ``rows`` rows (see ``n_jobs``).
+
+        The work of a step is the multiply-adds of decoding the block,
+        ``rows x atoms x features``: the autoencoders' measure (rows x
+        parameters), since a dictionary is a linear decoder.
+        """
+        return threads_sized_to(rows * n_atoms * n_features, device, self.n_jobs)
 
     def _device(self):
         # A model fitted on CUDA and loaded where there is none still works.
@@ -1498,24 +1520,6 @@ def _finite(values, what):
             "for its dtype's arithmetic; rescale X or pass float64 data."
         )
     return values
-
-
-@contextlib.contextmanager
-def _threads_for(work, device):
-    """One torch intra-op thread while working on small CPU blocks.
-
-    The same idea as scikit-learn's KMeans, which limits BLAS threads around
-    its Lloyd loop; the previous setting is restored on exit.
-    """
-    if device.type != "cpu" or work >= _PARALLEL_MIN_WORK:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _row_batches(n_rows, dtype, width):

@@ -619,8 +619,10 @@ class VAE(UserNetworkMixin, MLPMixin, BaseAutoencoder):
         scale = torch.as_tensor(self.scale_, dtype=dtype, device=self.device_)
         generator = torch.Generator()
         scores = np.empty(X.shape[0], dtype=X.dtype)
-        # Each pass evaluates the network rows_per_pass * draws_per_pass times.
-        work = rows_per_pass * draws_per_pass * self._n_parameters()
+        # Each pass evaluates the network rows_per_pass * draws_per_pass times
+        # (fewer rows when X has fewer: 50 rows are small work however large
+        # the pass could be).
+        work = min(rows_per_pass, X.shape[0]) * draws_per_pass * self._n_parameters()
         with (
             threads_sized_to(work, self.device_, self.n_jobs),
             torch.inference_mode(),

@@ -229,3 +229,57 @@ def test_vae_importance_sampling_runs_on_the_sized_threads(three_threads, monkey
     vae.score_samples(X)
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == 3
+
+
+def test_dictionary_learner_sizes_its_calls_to_the_work(three_threads, monkeypatch):
+    from skae import DictionaryLearner
+
+    works, seen = [], []
+    original = _threads.threads_for
+
+    def spy(work, device, n_jobs=None):
+        works.append(work)
+        seen.append(original(work, device, n_jobs))
+        return seen[-1]
+
+    monkeypatch.setattr(_threads, "threads_for", spy)
+    X = np.random.RandomState(0).rand(40, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dl = DictionaryLearner(n_components=3, max_iter=3, random_state=0).fit(X)
+        dl.partial_fit(X)
+    dl.transform(X)
+    dl.score_samples(X)
+    # fit, partial_fit, transform, score_samples: rows x atoms x features.
+    assert works == [40 * 3 * 6] * 4
+    assert seen == [1] * 4
+    assert torch.get_num_threads() == 3
+
+
+def test_dictionary_learner_n_jobs_overrides_the_choice(three_threads, monkeypatch):
+    from skae import DictionaryLearner
+
+    seen = _spy(monkeypatch)
+    X = np.random.RandomState(0).rand(40, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dl = DictionaryLearner(n_components=3, max_iter=2, n_jobs=2).fit(X)
+    dl.set_params(n_jobs=1).transform(X)
+    assert seen == [2, 1]
+    assert torch.get_num_threads() == 3
+
+
+def test_dictionary_fits_follow_the_load(three_threads, monkeypatch):
+    from skae import DictionaryLearner
+
+    monkeypatch.setattr(_threads, "PARALLEL_MIN_WORK", 1)
+    readings = _load_sequence(monkeypatch, [0, 7])
+    X = np.random.RandomState(0).rand(60, 6)
+    for params in ({}, {"batch_size": 10}):  # full batch, then online
+        readings.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            DictionaryLearner(n_components=3, max_iter=3, **params).fit(X)
+        # One reading at the call, more between iterations or batches.
+        assert len(readings) >= 2
+        assert torch.get_num_threads() == 3
