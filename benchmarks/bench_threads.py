@@ -7,7 +7,10 @@ the default ``AutoencoderTransformer`` on digits (64 features), the default on a
 torch's usual default) and ``n_jobs=None`` (sized by skae), on a quiet machine
 and on a busy one (one CPU-bound process per core started beside it), several
 rounds interleaved; the table gives medians and the ratio of skae's choice to
-the better of the other two (target: <= 1.0, within noise).
+the better of the other two (target: <= 1.0, within noise), and the thread
+counts skae set in each of its rounds ("2>1": two at the call, one from a
+later reading of the load): where skae ran the configuration of one of the
+other columns, a ratio above 1 is the noise between rounds.
 
 A third state, "busy from 1 s", starts the CPU-bound processes one second
 into each fit, on a quiet machine: a fit that chose its threads when the
@@ -106,6 +109,44 @@ def fit_seconds(X, params, n_jobs, epochs, load_after=None):
             stop_burners(burners)
 
 
+class ThreadLog:
+    """The intra-op thread counts a fit sets: the one chosen at the call, then
+    every change while it runs (the caller's setting, restored at the end,
+    is left out). Shows whether skae's column ran the 1-thread configuration
+    or another."""
+
+    def __init__(self):
+        self.counts = []
+
+    def __enter__(self):
+        self._set = torch.set_num_threads
+
+        def record(n):
+            self.counts.append(n)
+            self._set(n)
+
+        torch.set_num_threads = record
+        return self
+
+    def __exit__(self, *exc):
+        torch.set_num_threads = self._set
+        self.counts = self.counts[:-1]  # the restore
+
+    def summary(self):
+        steps = [
+            n for i, n in enumerate(self.counts) if i == 0 or n != self.counts[i - 1]
+        ]
+        return ">".join(map(str, steps)) or "unchanged"
+
+
+def tally(summaries):
+    """'1 x3' or '2 x2, 2>1 x1': the thread sequences of skae's rounds."""
+    counts = {}
+    for summary in summaries:
+        counts[summary] = counts.get(summary, 0) + 1
+    return ", ".join(f"{summary} x{n}" for summary, n in counts.items())
+
+
 def _timed_fit(X, params, n_jobs, epochs):
     est = AutoencoderTransformer(
         **{"n_components": 16, **params},
@@ -199,11 +240,15 @@ def dictionary(args, cores):
             for name, X, atoms, batch_size in dictionary_cases():
                 block = batch_size or len(X)
                 times = {label: [] for label in settings}
+                chosen = []
                 for _ in range(args.rounds):
                     for label, n_jobs in settings.items():
-                        times[label].append(
-                            _timed_dictionary_fit(X, atoms, batch_size, n_jobs)
-                        )
+                        with ThreadLog() as log:
+                            times[label].append(
+                                _timed_dictionary_fit(X, atoms, batch_size, n_jobs)
+                            )
+                        if n_jobs is None:
+                            chosen.append(log.summary())
                 medians = {label: statistics.median(t) for label, t in times.items()}
                 best_other = min(medians["1 thread"], medians["all cores"])
                 row = {
@@ -216,6 +261,7 @@ def dictionary(args, cores):
                 row["skae / better of the others"] = (
                     medians["skae (n_jobs=None)"] / best_other
                 )
+                row["skae's threads per round"] = tally(chosen)
                 rows.append(row)
                 print(row, flush=True)
         finally:
@@ -256,13 +302,17 @@ def main():
                 if mid_fit and name != "MNIST 5k, default":
                     continue
                 times = {label: [] for label in settings}
+                chosen = []
                 for _ in range(args.rounds):
                     for label, n_jobs in settings.items():
-                        times[label].append(
-                            fit_seconds(
-                                X, params, n_jobs, epochs, 1.0 if mid_fit else None
+                        with ThreadLog() as log:
+                            times[label].append(
+                                fit_seconds(
+                                    X, params, n_jobs, epochs, 1.0 if mid_fit else None
+                                )
                             )
-                        )
+                        if n_jobs is None:
+                            chosen.append(log.summary())
                 medians = {label: statistics.median(t) for label, t in times.items()}
                 best_other = min(medians["1 thread"], medians["all cores"])
                 row = {"machine": load, "model": name}
@@ -270,12 +320,15 @@ def main():
                 row["skae / better of the others"] = (
                     medians["skae (n_jobs=None)"] / best_other
                 )
+                row["skae's threads per round"] = tally(chosen)
                 rows.append(row)
                 print(row, flush=True)
         finally:
             stop_burners(burners)
     columns = ["machine", "model", *(f"{label} s" for label in settings)]
-    print_table(rows, [*columns, "skae / better of the others"])
+    print_table(
+        rows, [*columns, "skae / better of the others", "skae's threads per round"]
+    )
     print(f"# medians of {args.rounds} interleaved rounds")
 
 
