@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -147,6 +148,40 @@ def tally(summaries):
     return ", ".join(f"{summary} x{n}" for summary, n in counts.items())
 
 
+#: The columns: one thread, every core, and skae's own choice.
+SETTINGS = {"1 thread": 1, "all cores": -1, "skae (n_jobs=None)": None}
+
+
+def compare_settings(rounds, fit):
+    """``fit(n_jobs)`` (returning seconds) for every setting, ``rounds``
+    interleaved rounds: the row of medians, skae's ratio to the better of the
+    other two, and the thread sequences skae set."""
+    fit(1)  # warm-up, not timed: the first fit of a process pays for loading
+    times = {label: [] for label in SETTINGS}
+    chosen = []
+    for _ in range(rounds):
+        for label, n_jobs in SETTINGS.items():
+            with ThreadLog() as log:
+                times[label].append(fit(n_jobs))
+            if n_jobs is None:
+                chosen.append(log.summary())
+    medians = {label: statistics.median(t) for label, t in times.items()}
+    row = {f"{label} s": medians[label] for label in SETTINGS}
+    row["1 thread / all cores"] = medians["1 thread"] / medians["all cores"]
+    best_other = min(medians["1 thread"], medians["all cores"])
+    row["skae / better of the others"] = medians["skae (n_jobs=None)"] / best_other
+    row["skae's threads per round"] = tally(chosen)
+    return row
+
+
+def _seconds(est, X):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X)
+    return time.perf_counter() - start
+
+
 def _timed_fit(X, params, n_jobs, epochs):
     est = AutoencoderTransformer(
         **{"n_components": 16, **params},
@@ -156,11 +191,7 @@ def _timed_fit(X, params, n_jobs, epochs):
         n_jobs=n_jobs,
         random_state=0,
     )
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X)
-    return time.perf_counter() - start
+    return _seconds(est, X)
 
 
 def sweep(args):
@@ -223,45 +254,28 @@ def _timed_dictionary_fit(X, atoms, batch_size, n_jobs):
         n_jobs=n_jobs,
         random_state=0,
     )
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X)
-    return time.perf_counter() - start
+    return _seconds(est, X)
 
 
 def dictionary(args, cores):
     """DictionaryLearner: 1 thread, every core and skae's choice."""
-    settings = {"1 thread": 1, "all cores": -1, "skae (n_jobs=None)": None}
     rows = []
     for load in ("quiet", "busy"):
         burners = start_burners(cores) if load == "busy" else []
         try:
             for name, X, atoms, batch_size in dictionary_cases():
                 block = batch_size or len(X)
-                times = {label: [] for label in settings}
-                chosen = []
-                for _ in range(args.rounds):
-                    for label, n_jobs in settings.items():
-                        with ThreadLog() as log:
-                            times[label].append(
-                                _timed_dictionary_fit(X, atoms, batch_size, n_jobs)
-                            )
-                        if n_jobs is None:
-                            chosen.append(log.summary())
-                medians = {label: statistics.median(t) for label, t in times.items()}
-                best_other = min(medians["1 thread"], medians["all cores"])
                 row = {
                     "machine": load,
                     "fit": name,
                     "log2 work": round(math.log2(block * atoms * X.shape[1]), 1),
                 }
-                row.update({f"{label} s": medians[label] for label in settings})
-                row["1 thread / all cores"] = medians["1 thread"] / medians["all cores"]
-                row["skae / better of the others"] = (
-                    medians["skae (n_jobs=None)"] / best_other
+                row.update(
+                    compare_settings(
+                        args.rounds,
+                        partial(_timed_dictionary_fit, X, atoms, batch_size),
+                    )
                 )
-                row["skae's threads per round"] = tally(chosen)
                 rows.append(row)
                 print(row, flush=True)
         finally:
@@ -291,44 +305,34 @@ def main():
     if args.dictionary:
         dictionary(args, cores)
         return
-    settings = {"1 thread": 1, "all cores": -1, "skae (n_jobs=None)": None}
     rows = []
     for load in ("quiet", "busy", "busy from 1 s"):
         burners = start_burners(cores) if load == "busy" else []
         mid_fit = load == "busy from 1 s"
         epochs = args.mid_fit_epochs if mid_fit else args.epochs
+        load_after = 1.0 if mid_fit else None
         try:
             for name, X, params in models():
                 if mid_fit and name != "MNIST 5k, default":
                     continue
-                times = {label: [] for label in settings}
-                chosen = []
-                for _ in range(args.rounds):
-                    for label, n_jobs in settings.items():
-                        with ThreadLog() as log:
-                            times[label].append(
-                                fit_seconds(
-                                    X, params, n_jobs, epochs, 1.0 if mid_fit else None
-                                )
-                            )
-                        if n_jobs is None:
-                            chosen.append(log.summary())
-                medians = {label: statistics.median(t) for label, t in times.items()}
-                best_other = min(medians["1 thread"], medians["all cores"])
                 row = {"machine": load, "model": name}
-                row.update({f"{label} s": medians[label] for label in settings})
-                row["skae / better of the others"] = (
-                    medians["skae (n_jobs=None)"] / best_other
+                row.update(
+                    compare_settings(
+                        args.rounds,
+                        partial(
+                            fit_seconds,
+                            X,
+                            params,
+                            epochs=epochs,
+                            load_after=load_after,
+                        ),
+                    )
                 )
-                row["skae's threads per round"] = tally(chosen)
                 rows.append(row)
                 print(row, flush=True)
         finally:
             stop_burners(burners)
-    columns = ["machine", "model", *(f"{label} s" for label in settings)]
-    print_table(
-        rows, [*columns, "skae / better of the others", "skae's threads per round"]
-    )
+    print_table(rows, list(rows[0]))
     print(f"# medians of {args.rounds} interleaved rounds")
 
 
