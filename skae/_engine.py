@@ -227,7 +227,7 @@ class _Weights:
         self.names = list(state)
         self.sources = list(state.values())
         self.fast = all(id(v) in ids for v in self.sources)
-        self.store = None
+        self.store = self.targets = None
         # Flat views (Adam and restores update the parameters in place),
         # concatenated per dtype and device: a cast could overflow.
         self.groups = None
@@ -247,20 +247,26 @@ class _Weights:
             self.store = {
                 n: v.detach().clone() for n, v in zip(self.names, self.sources)
             }
+            self.targets = list(self.store.values())
         else:
             with torch.no_grad():
-                torch._foreach_copy_(list(self.store.values()), self.sources)
+                torch._foreach_copy_(self.targets, self.sources)
         return self.store
 
     def finite(self):
         """Whether every parameter is finite: one host synchronisation per
-        dtype."""
+        dtype (two when the weights' sum overflows)."""
         if self.groups is None:
             return all(bool(torch.isfinite(p).all()) for p in self.params)
-        return all(
-            bool((torch.cat(g) if len(g) > 1 else g[0]).isfinite().all())
-            for g in self.groups
-        )
+        for group in self.groups:
+            flat = torch.cat(group) if len(group) > 1 else group[0]
+            if flat.is_complex() or not math.isfinite(flat.sum().item()):
+                # A finite sum has finite terms only (a NaN or an infinity
+                # never leaves a sum); a sum that is not finite may be an
+                # overflow of finite terms: then every term is checked.
+                if not bool(flat.isfinite().all()):
+                    return False
+        return True
 
 
 #: Divergence: the training loss exceeds its best by this many times the

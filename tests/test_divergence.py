@@ -107,6 +107,14 @@ def test_weights_check_and_copy_match_the_plain_computation():
             assert not weights.finite()
             param.view(-1)[-1] = saved
     assert weights.finite()
+    # Finite weights whose sum overflows float32 are finite.
+    big = torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        big.weight.fill_(3e38)
+    assert _Weights(big).finite()
+    with torch.no_grad():
+        big.bias[0] = float("nan")
+    assert not _Weights(big).finite()
     # Buffers may be replaced during training: copied through state_dict.
     normed = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
     weights = _Weights(normed)
