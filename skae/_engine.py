@@ -206,41 +206,79 @@ def _copy_weights(module):
 
 
 class _Weights:
-    """The weights of one module during one training call: copies into
-    tensors allocated once per call, and a finiteness check in one
-    reduction per dtype.
+    """The weights of one module during one training call: copies of the
+    state for the best epoch, and the check that every parameter is finite.
 
     Taken at every improving epoch, a state-dict copy (a walk over every
     submodule and one clone per tensor) and one ``isfinite`` host
     synchronisation per parameter tensor are a visible share of an epoch
     that is a single step of a small model. When the module's state is its
-    parameters only (no buffers, no state-dict hooks making other tensors),
-    the state is copied tensor to tensor in one ``_foreach_copy_``; otherwise
-    through ``state_dict`` every time, as buffers may be replaced in training.
+    parameters, all of one dtype and device (skae's models), the check
+    concatenates them into a preallocated flat buffer, and an improving epoch
+    keeps that buffer as the copy: one concatenation, one reduction and one
+    host synchronisation per epoch, and the state dict's tensors are views of
+    the buffer. Other modules are checked per dtype and copied through
+    ``state_dict`` when it holds more than the parameters (buffers may be
+    replaced in training).
     """
 
     def __init__(self, module):
         self.module = module
         self.params = list(module.parameters())
         state = module.state_dict(keep_vars=True)
-        ids = {id(p) for p in self.params}
         self.names = list(state)
         self.sources = list(state.values())
-        self.fast = all(id(v) in ids for v in self.sources)
+        param_ids = {id(p) for p in self.params}
+        state_ids = {id(v) for v in self.sources}
+        # Copied tensor to tensor when the state holds parameters only.
+        self.fast = state_ids <= param_ids
         self.store = self.targets = None
+        contiguous = all(p.is_contiguous() for p in self.params)
+        kinds = {(p.dtype, p.device) for p in self.params}
+        self.buffers = None
+        if state_ids == param_ids and contiguous and len(kinds) == 1:
+            ((dtype, device),) = kinds
+            if dtype.is_floating_point:
+                self._flat_buffers(dtype, device)
         # Flat views (Adam and restores update the parameters in place),
         # concatenated per dtype and device: a cast could overflow.
         self.groups = None
-        if all(p.is_contiguous() for p in self.params):
+        if self.buffers is None and contiguous:
             groups = {}
             for p in self.params:
                 groups.setdefault((p.dtype, p.device), []).append(p.detach().view(-1))
             self.groups = list(groups.values())
 
-    def copy(self):
-        """The module's state: the first call of this object clones it, later
-        ones copy into the same tensors (a new dict of fresh clones every
-        time when the state is not the parameters)."""
+    def _flat_buffers(self, dtype, device):
+        # One slot per state entry (a tied parameter has two): the state dict
+        # of a buffer is views of it, in the module's order and shapes.
+        self.views = [v.detach().view(-1) for v in self.sources]
+        total = sum(v.numel() for v in self.views)
+        self.buffers = []
+        for _ in range(2):  # the best epoch's copy, and the one being checked
+            flat = torch.empty(total, dtype=dtype, device=device)
+            state, offset = {}, 0
+            for name, view, source in zip(self.names, self.views, self.sources):
+                state[name] = flat[offset : offset + view.numel()].view(source.shape)
+                offset += view.numel()
+            self.buffers.append((flat, state))
+
+    def _stage(self):
+        """The parameters, copied into the flat buffer that is not the best."""
+        flat = self.buffers[1][0]
+        with torch.no_grad():
+            torch.cat(self.views, out=flat)
+        return flat
+
+    def copy(self, staged=False):
+        """The module's state: a dict whose tensors no training step
+        changes. ``staged``: the weights have not changed since
+        :meth:`finite`, whose copy is then kept."""
+        if self.buffers is not None:
+            if not staged:
+                self._stage()
+            self.buffers.reverse()
+            return self.buffers[0][1]
         if not self.fast:
             return _copy_weights(self.module)
         if self.store is None:
@@ -256,9 +294,13 @@ class _Weights:
     def finite(self):
         """Whether every parameter is finite: one host synchronisation per
         dtype (two when the weights' sum overflows)."""
-        if self.groups is None:
+        if self.buffers is not None:
+            groups = [[self._stage()]]
+        elif self.groups is not None:
+            groups = self.groups
+        else:
             return all(bool(torch.isfinite(p).all()) for p in self.params)
-        for group in self.groups:
+        for group in groups:
             flat = torch.cat(group) if len(group) > 1 else group[0]
             if flat.is_complex() or not math.isfinite(flat.sum().item()):
                 # A finite sum has finite terms only (a NaN or an infinity
@@ -380,7 +422,8 @@ class TrainingMonitor(Callback):
             self.misses_ += 1
         if score < self.best_score_:
             self.best_score_ = score
-            self.best_state_ = self.weights_.copy()
+            # Unchanged since the finiteness check above.
+            self.best_state_ = self.weights_.copy(staged=True)
         if self.patience is not None and self.misses_ >= self.patience:
             self.stop_reason_ = "converged"
             raise KeyboardInterrupt

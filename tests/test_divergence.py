@@ -84,22 +84,30 @@ def test_a_nan_weight_with_a_finite_loss_stops_the_fit(X):
     assert all(bool(torch.isfinite(p).all()) for p in est.module_.parameters())
 
 
-def test_weights_check_and_copy_match_the_plain_computation():
+@pytest.mark.parametrize("mixed", [False, True], ids=["one-buffer", "per-dtype"])
+def test_weights_check_and_copy_match_the_plain_computation(mixed):
     from skae._engine import _copy_weights, _Weights
 
-    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
-    module.register_parameter(
-        "wide", torch.nn.Parameter(torch.full((2,), 1e300, dtype=torch.float64))
-    )
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 3))
+    module.append(torch.nn.Linear(3, 4))
+    module[2].weight = module[0].weight  # tied: two state entries, one tensor
+    if mixed:
+        wide = torch.full((2,), 1e300, dtype=torch.float64)
+        module.register_parameter("wide", torch.nn.Parameter(wide))
     weights = _Weights(module)
-    assert weights.fast and weights.finite()  # 1e300 is no float32 overflow
+    assert (weights.buffers is None) == mixed
+    assert weights.finite()  # 1e300 is no float32 overflow
     copy = weights.copy()
+    assert copy.keys() == module.state_dict().keys()
     for key, value in _copy_weights(module).items():
-        assert torch.equal(copy[key], value)
+        assert torch.equal(copy[key], value) and copy[key].dtype == value.dtype
     with torch.no_grad():
         module[1].weight.add_(1.0)
     assert not torch.equal(copy["1.weight"], module[1].weight)  # a snapshot
-    assert weights.copy() is copy and torch.equal(copy["1.weight"], module[1].weight)
+    assert weights.finite()
+    again = weights.copy(staged=True)
+    assert torch.equal(again["1.weight"], module[1].weight)
+    assert torch.equal(copy["1.weight"], again["1.weight"]) == mixed
     for param in module.parameters():
         with torch.no_grad():
             saved = param.view(-1)[-1].item()
@@ -107,6 +115,7 @@ def test_weights_check_and_copy_match_the_plain_computation():
             assert not weights.finite()
             param.view(-1)[-1] = saved
     assert weights.finite()
+    module.load_state_dict(copy)  # restorable
     # Finite weights whose sum overflows float32 are finite.
     big = torch.nn.Linear(4, 4)
     with torch.no_grad():
