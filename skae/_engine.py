@@ -205,6 +205,12 @@ def _copy_weights(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+#: Parameters (elements) up to which :class:`_Weights` keeps two flat
+#: copies of the weights; a larger model, whose epochs dwarf the check, is
+#: checked tensor by tensor without any extra copy.
+FLAT_WEIGHTS_MAX = 2**22
+
+
 class _Weights:
     """The weights of one module during one training call: copies of the
     state for the best epoch, and the check that every parameter is finite.
@@ -217,9 +223,10 @@ class _Weights:
     concatenates them into a preallocated flat buffer, and an improving epoch
     keeps that buffer as the copy: one concatenation, one reduction and one
     host synchronisation per epoch, and the state dict's tensors are views of
-    the buffer. Other modules are checked per dtype and copied through
-    ``state_dict`` when it holds more than the parameters (buffers may be
-    replaced in training).
+    the buffer (up to ``FLAT_WEIGHTS_MAX`` parameters). Other modules are
+    checked per dtype (a large one tensor by tensor), copied tensor to tensor
+    into tensors allocated once per call, and through ``state_dict`` when it
+    holds more than the parameters (buffers may be replaced in training).
     """
 
     def __init__(self, module):
@@ -234,19 +241,26 @@ class _Weights:
         self.fast = state_ids <= param_ids
         self.store = self.targets = None
         contiguous = all(p.is_contiguous() for p in self.params)
+        small = sum(p.numel() for p in self.params) <= FLAT_WEIGHTS_MAX
         kinds = {(p.dtype, p.device) for p in self.params}
         self.buffers = None
-        if state_ids == param_ids and contiguous and len(kinds) == 1:
+        if state_ids == param_ids and contiguous and small and len(kinds) == 1:
             ((dtype, device),) = kinds
             if dtype.is_floating_point:
                 self._flat_buffers(dtype, device)
         # Flat views (Adam and restores update the parameters in place),
-        # concatenated per dtype and device: a cast could overflow.
+        # concatenated per dtype and device (a cast could overflow); a large
+        # model's tensors one by one, without a concatenated copy.
         self.groups = None
-        if self.buffers is None and contiguous:
+        if self.buffers is None:
             groups = {}
             for p in self.params:
-                groups.setdefault((p.dtype, p.device), []).append(p.detach().view(-1))
+                if small and contiguous:
+                    groups.setdefault((p.dtype, p.device), []).append(
+                        p.detach().view(-1)
+                    )
+                else:
+                    groups[len(groups)] = [p.detach()]
             self.groups = list(groups.values())
 
     def _flat_buffers(self, dtype, device):
@@ -293,13 +307,8 @@ class _Weights:
 
     def finite(self):
         """Whether every parameter is finite: one host synchronisation per
-        dtype (two when the weights' sum overflows)."""
-        if self.buffers is not None:
-            groups = [[self._stage()]]
-        elif self.groups is not None:
-            groups = self.groups
-        else:
-            return all(bool(torch.isfinite(p).all()) for p in self.params)
+        dtype, or per tensor of a large model (two when a sum overflows)."""
+        groups = self.groups if self.buffers is None else [[self._stage()]]
         for group in groups:
             flat = torch.cat(group) if len(group) > 1 else group[0]
             if flat.is_complex() or not math.isfinite(flat.sum().item()):

@@ -84,14 +84,19 @@ def test_a_nan_weight_with_a_finite_loss_stops_the_fit(X):
     assert all(bool(torch.isfinite(p).all()) for p in est.module_.parameters())
 
 
-@pytest.mark.parametrize("mixed", [False, True], ids=["one-buffer", "per-dtype"])
-def test_weights_check_and_copy_match_the_plain_computation(mixed):
+@pytest.mark.parametrize("kind", ["one-buffer", "per-dtype", "large"])
+def test_weights_check_and_copy_match_the_plain_computation(kind, monkeypatch):
+    from skae import _engine
     from skae._engine import _copy_weights, _Weights
+
+    mixed = kind != "one-buffer"
+    if kind == "large":
+        monkeypatch.setattr(_engine, "FLAT_WEIGHTS_MAX", 10)
 
     module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 3))
     module.append(torch.nn.Linear(3, 4))
     module[2].weight = module[0].weight  # tied: two state entries, one tensor
-    if mixed:
+    if kind == "per-dtype":
         wide = torch.full((2,), 1e300, dtype=torch.float64)
         module.register_parameter("wide", torch.nn.Parameter(wide))
     weights = _Weights(module)
