@@ -42,7 +42,9 @@ network and starting weights, the same shuffles, MSE, fused Adam, weight
 decay on the weight matrices only, the epoch's loss read on the host once per
 epoch as a stopping rule needs it); plus the whole ``OutlierDetector().fit``
 on ``load_wine`` (178 x 13) as the user sees it. Per-step milliseconds,
-medians of ``--repeats`` interleaved rounds.
+medians of ``--repeats`` interleaved rounds, and the ratio of the medians of
+wall and of process-CPU time; "same last loss" checks that the two loops
+computed the same thing (bit-identical last epoch loss).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_training.py --small --repeats 5
 """
