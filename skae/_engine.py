@@ -280,8 +280,7 @@ class _Weights:
     def _stage(self):
         """The parameters, copied into the flat buffer that is not the best."""
         flat = self.buffers[1][0]
-        with torch.no_grad():
-            torch.cat(self.views, out=flat)
+        torch.cat(self.views, out=flat)  # detached views: no graph
         return flat
 
     def copy(self, staged=False):
