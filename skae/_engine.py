@@ -26,10 +26,39 @@ import warnings
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+from skorch.history import History
 
 from skae.utils._threads import follow_the_load
 
 _TORCH_VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
+
+
+class _History(History):
+    """skorch's ``History`` with constant-time reads of one epoch's row.
+
+    skorch resolves every index, ``history[-1]`` included (as in its own
+    ``record`` and ``new_batch``), through a copy of the list of all epochs:
+    a cost that grows with the epochs run, several times per epoch. An
+    integer index, or an integer and a key the row holds, is answered from
+    the row itself: the same object or value; anything else, errors
+    included, goes through skorch's resolution.
+    """
+
+    def __getitem__(self, i):
+        if type(i) is int:
+            return list.__getitem__(self, i)
+        if type(i) is tuple and len(i) == 2 and type(i[0]) is int:
+            row = list.__getitem__(self, i[0])
+            if type(i[1]) is str and i[1] in row:
+                return row[i[1]]
+        return super().__getitem__(i)
+
+
+def _listens(callback, event):
+    """Whether ``callback`` does something on ``event`` (not the base no-op)."""
+    if event in vars(callback):
+        return True
+    return getattr(type(callback), event, None) is not getattr(Callback, event, None)
 
 
 class FastNet(NeuralNet):
@@ -44,7 +73,41 @@ class FastNet(NeuralNet):
         self.generator = generator
         self.epoch_offset = epoch_offset
         self._mode_set = None
+        self._listeners = (None, {})
         super().__init__(*args, **kwargs)
+
+    def initialize_history(self):
+        if self.history_ is None or type(self.history_) is History:
+            self.history_ = _History()
+        else:
+            self.history_.clear()
+        return self
+
+    def notify(self, method_name, **cb_kwargs):
+        # skorch calls every callback for every event, most of them the base
+        # class's no-op: a visible share of an epoch that is a single step.
+        # The net's own handler (the history's rows) always runs, then the
+        # callbacks that override the event, in skorch's order.
+        callbacks, table = self._listeners
+        if callbacks is not self.callbacks_ or method_name == "on_train_begin":
+            callbacks, table = self.callbacks_, {}
+            self._listeners = (callbacks, table)
+        listeners = table.get(method_name)
+        if listeners is None:
+            listeners = table[method_name] = [
+                getattr(cb, method_name)
+                for _, cb in callbacks
+                if _listens(cb, method_name)
+            ]
+        getattr(self, method_name)(self, **cb_kwargs)
+        for handler in listeners:
+            handler(self, **cb_kwargs)
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        # Modes may have been changed since the last call (e.g. evaluation
+        # between phases): the first step of this call sets them.
+        self._mode_set = None
+        super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def get_default_callbacks(self):
         # Loss recording happens in run_single_epoch; no per-batch scoring.
@@ -95,15 +158,19 @@ class FastNet(NeuralNet):
 
     def _set_training(self, training=True):
         # skorch switches modes before every batch, walking every submodule;
-        # within an epoch the mode is fixed, so switch only when it changes.
-        if self._mode_set is not training:
+        # within a call the mode changes only here (training, then validation
+        # epochs), so switch only when it changes. A mode changed from
+        # outside between epochs shows in the top-level flags: walk then.
+        if self._mode_set is not training or not (
+            getattr(self.module_, "training", training) is training
+            and getattr(self.criterion_, "training", training) is training
+        ):
             super()._set_training(training)
             self._mode_set = training
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
-        self._mode_set = None  # modes may have changed between epochs
         if training:
             # The history already holds this epoch's row: epochs count from 1.
             self.criterion_.begin_epoch(self.epoch_offset + len(self.history))
@@ -134,9 +201,122 @@ class FastNet(NeuralNet):
 
 def _copy_weights(module):
     """A copy of ``module``'s state dict: tensor clones, without
-    ``copy.deepcopy``'s per-object bookkeeping (taken at every improving
-    epoch, a visible share of an epoch of a small model)."""
+    ``copy.deepcopy``'s per-object bookkeeping."""
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+#: Parameters (elements) up to which :class:`_Weights` keeps two flat
+#: copies of the weights; a larger model, whose epochs dwarf the check, is
+#: checked tensor by tensor without any extra copy.
+FLAT_WEIGHTS_MAX = 2**22
+
+
+class _Weights:
+    """The weights of one module during one training call: copies of the
+    state for the best epoch, and the check that every parameter is finite.
+
+    Taken at every improving epoch, a state-dict copy (a walk over every
+    submodule and one clone per tensor) and one ``isfinite`` host
+    synchronisation per parameter tensor are a visible share of an epoch
+    that is a single step of a small model. When the module's state is its
+    parameters, all of one dtype and device (skae's models), the check
+    concatenates them into a preallocated flat buffer, and an improving epoch
+    keeps that buffer as the copy: one concatenation, one reduction and one
+    host synchronisation per epoch, and the state dict's tensors are views of
+    the buffer (up to ``FLAT_WEIGHTS_MAX`` parameters). Other modules are
+    checked per dtype (a large one tensor by tensor), copied tensor to tensor
+    into tensors allocated once per call, and through ``state_dict`` when it
+    holds more than the parameters (buffers may be replaced in training).
+    """
+
+    def __init__(self, module):
+        self.module = module
+        self.params = list(module.parameters())
+        state = module.state_dict(keep_vars=True)
+        self.names = list(state)
+        self.sources = list(state.values())
+        param_ids = {id(p) for p in self.params}
+        state_ids = {id(v) for v in self.sources}
+        # Copied tensor to tensor when the state holds parameters only.
+        self.fast = state_ids <= param_ids
+        self.store = self.targets = None
+        contiguous = all(p.is_contiguous() for p in self.params)
+        small = sum(p.numel() for p in self.params) <= FLAT_WEIGHTS_MAX
+        kinds = {(p.dtype, p.device) for p in self.params}
+        self.buffers = None
+        if state_ids == param_ids and contiguous and small and len(kinds) == 1:
+            ((dtype, device),) = kinds
+            if dtype.is_floating_point:
+                self._flat_buffers(dtype, device)
+        # Flat views (Adam and restores update the parameters in place),
+        # concatenated per dtype and device (a cast could overflow); a large
+        # model's tensors one by one, without a concatenated copy.
+        self.groups = None
+        if self.buffers is None:
+            groups = {}
+            for p in self.params:
+                if small and contiguous:
+                    groups.setdefault((p.dtype, p.device), []).append(
+                        p.detach().view(-1)
+                    )
+                else:
+                    groups[len(groups)] = [p.detach()]
+            self.groups = list(groups.values())
+
+    def _flat_buffers(self, dtype, device):
+        # One slot per state entry (a tied parameter has two): the state dict
+        # of a buffer is views of it, in the module's order and shapes.
+        self.views = [v.detach().view(-1) for v in self.sources]
+        total = sum(v.numel() for v in self.views)
+        self.buffers = []
+        for _ in range(2):  # the best epoch's copy, and the one being checked
+            flat = torch.empty(total, dtype=dtype, device=device)
+            state, offset = {}, 0
+            for name, view, source in zip(self.names, self.views, self.sources):
+                state[name] = flat[offset : offset + view.numel()].view(source.shape)
+                offset += view.numel()
+            self.buffers.append((flat, state))
+
+    def _stage(self):
+        """The parameters, copied into the flat buffer that is not the best."""
+        flat = self.buffers[1][0]
+        torch.cat(self.views, out=flat)  # detached views: no graph
+        return flat
+
+    def copy(self, staged=False):
+        """The module's state: a dict whose tensors no training step
+        changes. ``staged``: the weights have not changed since
+        :meth:`finite`, whose copy is then kept."""
+        if self.buffers is not None:
+            if not staged:
+                self._stage()
+            self.buffers.reverse()
+            return self.buffers[0][1]
+        if not self.fast:
+            return _copy_weights(self.module)
+        if self.store is None:
+            self.store = {
+                n: v.detach().clone() for n, v in zip(self.names, self.sources)
+            }
+            self.targets = list(self.store.values())
+        else:
+            with torch.no_grad():
+                torch._foreach_copy_(self.targets, self.sources)
+        return self.store
+
+    def finite(self):
+        """Whether every parameter is finite: one host synchronisation per
+        dtype, or per tensor of a large model (two when a sum overflows)."""
+        groups = self.groups if self.buffers is None else [[self._stage()]]
+        for group in groups:
+            flat = torch.cat(group) if len(group) > 1 else group[0]
+            if flat.is_complex() or not math.isfinite(flat.sum().item()):
+                # A finite sum has finite terms only (a NaN or an infinity
+                # never leaves a sum); a sum that is not finite may be an
+                # overflow of finite terms: then every term is checked.
+                if not bool(flat.isfinite().all()):
+                    return False
+        return True
 
 
 #: Divergence: the training loss exceeds its best by this many times the
@@ -220,17 +400,17 @@ class TrainingMonitor(Callback):
         # Continue the count across partial_fit calls but re-arm stopping.
         self.stop_reason_ = None
         self.misses_ = 0
+        # This call's copies go to its own tensors: a snapshot of an earlier
+        # call or phase is never overwritten.
+        self.weights_ = _Weights(net.module_)
         if self.best_state_ is None:
             # A finite fallback even if the very first epoch diverges.
-            self.best_state_ = _copy_weights(net.module_)
+            self.best_state_ = self.weights_.copy()
 
     def on_epoch_end(self, net, **kwargs):
         self.epochs_run_ += 1
         train_loss = net.history[-1, "train_loss"]
-        weights_finite = all(
-            bool(torch.isfinite(p).all()) for p in net.module_.parameters()
-        )
-        if not (math.isfinite(train_loss) and weights_finite):
+        if not (math.isfinite(train_loss) and self.weights_.finite()):
             self.stop_reason_ = "diverged"
             raise KeyboardInterrupt
         if self.best_train_ is None:
@@ -250,7 +430,8 @@ class TrainingMonitor(Callback):
             self.misses_ += 1
         if score < self.best_score_:
             self.best_score_ = score
-            self.best_state_ = _copy_weights(net.module_)
+            # Unchanged since the finiteness check above.
+            self.best_state_ = self.weights_.copy(staged=True)
         if self.patience is not None and self.misses_ >= self.patience:
             self.stop_reason_ = "converged"
             raise KeyboardInterrupt
