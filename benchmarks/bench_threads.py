@@ -154,13 +154,18 @@ SETTINGS = {"1 thread": 1, "all cores": -1, "skae (n_jobs=None)": None}
 
 def compare_settings(rounds, fit):
     """``fit(n_jobs)`` (returning seconds) for every setting, ``rounds``
-    interleaved rounds: the row of medians, skae's ratio to the better of the
-    other two, and the thread sequences skae set."""
+    interleaved rounds in rotating order: the row of medians, skae's ratio to
+    the better of the other two, and the thread sequences skae set."""
     fit(1)  # warm-up, not timed: the first fit of a process pays for loading
     times = {label: [] for label in SETTINGS}
     chosen = []
-    for _ in range(rounds):
-        for label, n_jobs in SETTINGS.items():
+    order = list(SETTINGS.items())
+    for round_ in range(rounds):
+        # Each round starts with another setting: a fit that follows the
+        # "all cores" one on a busy machine starts under other conditions,
+        # and no setting should always take that place.
+        shift = round_ % len(order)
+        for label, n_jobs in order[shift:] + order[:shift]:
             with ThreadLog() as log:
                 times[label].append(fit(n_jobs))
             if n_jobs is None:

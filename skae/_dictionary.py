@@ -50,6 +50,16 @@ _TRANSFORM_TOL = 1e-6
 # inverse_transform and score_samples process at once.
 INFERENCE_BATCH_BYTES = 8 * 2**20
 
+#: Work (block rows x atoms x features) from which a dictionary fit may use
+#: more than one intra-op thread. Lower than the autoencoders' threshold: a
+#: code step iterates many times over the same block, so each unit of this
+#: work carries more arithmetic. On a quiet 2-core machine every fit measured
+#: from 2^20.6 up (digits, 16 to 128 atoms full batch, batch 256 of 100
+#: atoms; MNIST) ran 1.12-1.47x faster on both cores
+#: (benchmarks/bench_threads.py --dictionary); on a busy one the idle-core
+#: cap keeps them on one thread.
+PARALLEL_MIN_WORK = 2**20
+
 # What fit and partial_fit write, all at once and only on success. Every name
 # is public, so skae.save keeps all that partial_fit needs to continue.
 _FIT_STATE = (
@@ -1357,7 +1367,8 @@ class DictionaryLearner(
         ``rows x atoms x features``: the autoencoders' measure (rows x
         parameters), since a dictionary is a linear decoder.
         """
-        return threads_sized_to(rows * n_atoms * n_features, device, self.n_jobs)
+        work = rows * n_atoms * n_features
+        return threads_sized_to(work, device, self.n_jobs, PARALLEL_MIN_WORK)
 
     def _device(self):
         # A model fitted on CUDA and loaded where there is none still works.

@@ -25,8 +25,8 @@ def _spy(monkeypatch):
     seen = []
     original = _threads.threads_for
 
-    def spy(work, device, n_jobs=None):
-        seen.append(original(work, device, n_jobs))
+    def spy(work, device, n_jobs=None, min_work=None):
+        seen.append(original(work, device, n_jobs, min_work))
         return seen[-1]
 
     monkeypatch.setattr(_threads, "threads_for", spy)
@@ -175,9 +175,9 @@ def test_classifier_fine_tuning_and_inference_are_sized(three_threads, monkeypat
     seen = []
     original = _threads.threads_for
 
-    def spy(work, device, n_jobs=None):
+    def spy(work, device, n_jobs=None, min_work=None):
         seen.append(n_jobs)
-        return original(work, device, n_jobs)
+        return original(work, device, n_jobs, min_work)
 
     monkeypatch.setattr(_threads, "threads_for", spy)
     rng = np.random.RandomState(0)
@@ -237,9 +237,9 @@ def test_dictionary_learner_sizes_its_calls_to_the_work(three_threads, monkeypat
     works, seen = [], []
     original = _threads.threads_for
 
-    def spy(work, device, n_jobs=None):
+    def spy(work, device, n_jobs=None, min_work=None):
         works.append(work)
-        seen.append(original(work, device, n_jobs))
+        seen.append(original(work, device, n_jobs, min_work))
         return seen[-1]
 
     monkeypatch.setattr(_threads, "threads_for", spy)
@@ -270,9 +270,9 @@ def test_dictionary_learner_n_jobs_overrides_the_choice(three_threads, monkeypat
 
 
 def test_dictionary_fits_follow_the_load(three_threads, monkeypatch):
-    from skae import DictionaryLearner
+    from skae import DictionaryLearner, _dictionary
 
-    monkeypatch.setattr(_threads, "PARALLEL_MIN_WORK", 1)
+    monkeypatch.setattr(_dictionary, "PARALLEL_MIN_WORK", 1)
     readings = _load_sequence(monkeypatch, [0, 7])
     X = np.random.RandomState(0).rand(60, 6)
     for params in ({}, {"batch_size": 10}):  # full batch, then online
@@ -283,3 +283,20 @@ def test_dictionary_fits_follow_the_load(three_threads, monkeypatch):
         # One reading at the call, more between iterations or batches.
         assert len(readings) >= 2
         assert torch.get_num_threads() == 3
+
+
+def test_dictionary_learner_uses_its_own_lower_threshold(three_threads, monkeypatch):
+    from skae import DictionaryLearner, _dictionary
+
+    seen = _spy(monkeypatch)
+    monkeypatch.setattr(_threads, "idle_cores", lambda: 4)
+    # 200 rows x 8 atoms x 700 features = 2^20.1: parallel for a dictionary
+    # (its code steps iterate over each block), one thread for an autoencoder.
+    X = np.random.RandomState(0).rand(200, 700)
+    assert _dictionary.PARALLEL_MIN_WORK <= 200 * 8 * 700 < _threads.PARALLEL_MIN_WORK
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        DictionaryLearner(n_components=8, max_iter=1, random_state=0).fit(X)
+    assert seen[0] == 3
+    assert _threads.threads_for(200 * 8 * 700, torch.device("cpu")) == 1
+    assert torch.get_num_threads() == 3

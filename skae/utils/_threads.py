@@ -110,7 +110,7 @@ def idle_cores():
     return cores if others is None else max(1, cores - others)
 
 
-def threads_for(work, device, n_jobs=None):
+def threads_for(work, device, n_jobs=None, min_work=None):
     """The intra-op thread count for a CPU call doing ``work`` multiply-adds
     per step, or None to leave torch's setting alone.
 
@@ -121,10 +121,13 @@ def threads_for(work, device, n_jobs=None):
     device : torch.device
         Only CPU calls are sized.
     n_jobs : int or None, default=None
-        None sizes to ``work``: one thread below ``PARALLEL_MIN_WORK``, else
+        None sizes to ``work``: one thread below ``min_work``, else
         torch's current setting, capped at the cores that other processes
         leave idle at the call (:func:`idle_cores`). -1 uses every available
         core; a positive int that many threads.
+    min_work : int or None, default=None
+        Work from which more than one thread may pay; None is
+        ``PARALLEL_MIN_WORK`` (measured on the autoencoders' steps).
 
     Examples
     --------
@@ -144,7 +147,7 @@ def threads_for(work, device, n_jobs=None):
     ):
         raise ValueError(f"n_jobs must be None or an int, got {n_jobs!r}.")
     if n_jobs is None:
-        if work < PARALLEL_MIN_WORK:
+        if work < (PARALLEL_MIN_WORK if min_work is None else min_work):
             return 1
         return min(torch.get_num_threads(), idle_cores())
     if n_jobs < 0:
@@ -179,7 +182,7 @@ def intra_op_threads(n_threads):
 
 
 @contextlib.contextmanager
-def threads_sized_to(work, device, n_jobs=None):
+def threads_sized_to(work, device, n_jobs=None, min_work=None):
     """Run the block with :func:`threads_for`'s count, re-read between steps
     by :func:`follow_the_load` where that count came from the load.
 
@@ -191,10 +194,9 @@ def threads_sized_to(work, device, n_jobs=None):
     ...     torch.get_num_threads()
     1
     """
-    n_threads = threads_for(work, device, n_jobs)
-    follows_load = (
-        n_threads is not None and n_jobs is None and work >= PARALLEL_MIN_WORK
-    )
+    n_threads = threads_for(work, device, n_jobs, min_work)
+    threshold = PARALLEL_MIN_WORK if min_work is None else min_work
+    follows_load = n_threads is not None and n_jobs is None and work >= threshold
     with intra_op_threads(n_threads):
         outer = getattr(_LOAD_READ_AT, "time", None)
         _LOAD_READ_AT.time = time.monotonic() if follows_load else None
