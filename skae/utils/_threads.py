@@ -110,6 +110,12 @@ def idle_cores():
     return cores if others is None else max(1, cores - others)
 
 
+def _parallel_from(min_work):
+    """The work from which more than one thread may pay (read at each call,
+    so that the module's threshold can be changed)."""
+    return PARALLEL_MIN_WORK if min_work is None else min_work
+
+
 def threads_for(work, device, n_jobs=None, min_work=None):
     """The intra-op thread count for a CPU call doing ``work`` multiply-adds
     per step, or None to leave torch's setting alone.
@@ -147,7 +153,7 @@ def threads_for(work, device, n_jobs=None, min_work=None):
     ):
         raise ValueError(f"n_jobs must be None or an int, got {n_jobs!r}.")
     if n_jobs is None:
-        if work < (PARALLEL_MIN_WORK if min_work is None else min_work):
+        if work < _parallel_from(min_work):
             return 1
         return min(torch.get_num_threads(), idle_cores())
     if n_jobs < 0:
@@ -195,8 +201,9 @@ def threads_sized_to(work, device, n_jobs=None, min_work=None):
     1
     """
     n_threads = threads_for(work, device, n_jobs, min_work)
-    threshold = PARALLEL_MIN_WORK if min_work is None else min_work
-    follows_load = n_threads is not None and n_jobs is None and work >= threshold
+    follows_load = (
+        n_threads is not None and n_jobs is None and work >= _parallel_from(min_work)
+    )
     with intra_op_threads(n_threads):
         outer = getattr(_LOAD_READ_AT, "time", None)
         _LOAD_READ_AT.time = time.monotonic() if follows_load else None
