@@ -340,6 +340,22 @@ def _time_skae(cls, X, batch_size, epochs):
     return seconds, cpu, est.loss_curve_[-1]
 
 
+def plain_adam(model, alpha, lr):
+    """Fused Adam with weight decay ``alpha`` on the weight matrices only (as
+    skae applies ``alpha``), as a user would set it up by hand."""
+    if alpha == 0:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    named = list(model.named_parameters())
+    groups = [
+        {
+            "params": [p for n, p in named if n.endswith("weight")],
+            "weight_decay": alpha,
+        },
+        {"params": [p for n, p in named if not n.endswith("weight")]},
+    ]
+    return torch.optim.Adam(groups, lr=lr, weight_decay=0.0, fused=True)
+
+
 def _time_plain(build, step, alpha, X, batch_size, epochs):
     """What a user would write: tensor slices of one shuffled copy per epoch,
     weight decay on the weight matrices only (as skae applies ``alpha``)."""
@@ -347,21 +363,7 @@ def _time_plain(build, step, alpha, X, batch_size, epochs):
     def train():
         torch.manual_seed(0)
         model = build()
-        if alpha > 0:
-            named = list(model.named_parameters())
-            groups = [
-                {
-                    "params": [p for n, p in named if n.endswith("weight")],
-                    "weight_decay": alpha,
-                },
-                {
-                    "params": [p for n, p in named if not n.endswith("weight")],
-                    "weight_decay": 0.0,
-                },
-            ]
-        else:
-            groups = model.parameters()
-        opt = torch.optim.Adam(groups, lr=1e-3, fused=True)
+        opt = plain_adam(model, alpha, 1e-3)
         generator = torch.Generator().manual_seed(0)
         data = torch.from_numpy(X)
         model.train()
@@ -499,21 +501,7 @@ def _time_small_plain(make_member, S, start):
     def train():
         model = probe._build_module(probe.architecture_)
         model.load_state_dict(state)
-        if alpha > 0:
-            named = list(model.named_parameters())
-            groups = [
-                {
-                    "params": [p for n, p in named if n.endswith("weight")],
-                    "weight_decay": alpha,
-                },
-                {
-                    "params": [p for n, p in named if not n.endswith("weight")],
-                    "weight_decay": 0.0,
-                },
-            ]
-        else:
-            groups = model.parameters()
-        opt = torch.optim.Adam(groups, lr=lr, fused=True)
+        opt = plain_adam(model, alpha, lr)
         generator = torch.Generator().manual_seed(shuffle_seed)
         data = torch.from_numpy(S.astype(np.float32))
         model.train()
