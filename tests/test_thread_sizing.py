@@ -20,12 +20,15 @@ def three_threads():
     torch.set_num_threads(previous)
 
 
-def _spy(monkeypatch):
-    """The thread counts skae's calls choose."""
+def _spy(monkeypatch, works=None):
+    """The thread counts skae's calls choose (and, into ``works``, the work
+    each call declared)."""
     seen = []
     original = _threads.threads_for
 
     def spy(work, device, n_jobs=None, min_work=None):
+        if works is not None:
+            works.append(work)
         seen.append(original(work, device, n_jobs, min_work))
         return seen[-1]
 
@@ -234,15 +237,8 @@ def test_vae_importance_sampling_runs_on_the_sized_threads(three_threads, monkey
 def test_dictionary_learner_sizes_its_calls_to_the_work(three_threads, monkeypatch):
     from skae import DictionaryLearner
 
-    works, seen = [], []
-    original = _threads.threads_for
-
-    def spy(work, device, n_jobs=None, min_work=None):
-        works.append(work)
-        seen.append(original(work, device, n_jobs, min_work))
-        return seen[-1]
-
-    monkeypatch.setattr(_threads, "threads_for", spy)
+    works = []
+    seen = _spy(monkeypatch, works)
     X = np.random.RandomState(0).rand(40, 6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
