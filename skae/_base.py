@@ -46,9 +46,9 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skae import _engine, _random
 from skae._dask import DaskDispatchMixin
 from skae._input import as_source, validate_float_rows
-from skae._losses import reconstruction_loss
+from skae._losses import constant_prediction_loss, reconstruction_loss
 from skae._objectives import ReconstructionObjective
-from skae._phases import EndToEnd, TrainingSession
+from skae._phases import INFERENCE_ROWS, EndToEnd, TrainingSession
 from skae.nn import output_activation
 from skae.utils._device import resolve_device
 from skae.utils._float_mode import flush_subnormals
@@ -271,9 +271,18 @@ class BaseAutoencoder(
         return torch.Generator(device=self.device_).manual_seed(seed)
 
     def _make_net(
-        self, module, objective, n_rows, generator, max_epochs, *, monitor="train_loss"
+        self,
+        module,
+        objective,
+        n_rows,
+        generator,
+        max_epochs,
+        *,
+        monitor="train_loss",
+        loss_floor=0.0,
     ):
-        """A net with this estimator's optimizer and stopping settings."""
+        """A net with this estimator's optimizer and stopping settings;
+        ``loss_floor``: see :func:`skae._engine.build_net`."""
         main = module is self.module_
         return _engine.build_net(
             module,
@@ -292,7 +301,15 @@ class BaseAutoencoder(
             max_epochs=max_epochs,
             extra_callbacks=self._extra_callbacks() if main else (),
             epoch_offset=self.n_iter_,
+            loss_floor=loss_floor,
         )
+
+    def _loss_floor(self, rows):
+        """The loss scale below which a rise of the training loss is not
+        divergence: the loss of predicting the mean row, estimated on the
+        first rows (a PCA start can sit far below it)."""
+        first = next(iter(rows.batches(INFERENCE_ROWS)))
+        return constant_prediction_loss(first, self.loss_)
 
     def _record(self, result):
         """Append a phase's epochs to the fitted curves."""
@@ -399,6 +416,7 @@ class BaseAutoencoder(
             shuffle,
             self.max_iter,
             monitor="train_loss" if valid is None else "valid_loss",
+            loss_floor=self._loss_floor(train),
         )
         if group is not None:
             net = group.wrap(net)
@@ -427,7 +445,12 @@ class BaseAutoencoder(
             _stream_seed(self.random_seed_, *key, _SHUFFLE_STREAM)
         )
         net = self._make_net(
-            self.module_, self._make_objective(), len(rows), shuffle, 1
+            self.module_,
+            self._make_objective(),
+            len(rows),
+            shuffle,
+            1,
+            loss_floor=self._loss_floor(rows),
         )
         # A stream has no fixed epoch count: only divergence stops it, and the
         # restore point is the start of this call.

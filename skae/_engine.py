@@ -320,8 +320,11 @@ class _Weights:
 
 
 #: Divergence: the training loss exceeds its best by this many times the
-#: loss's own scale (the larger of the magnitudes of the first mini-batch's
-#: loss, at the starting weights, and of the best epoch's loss).
+#: loss's own scale (the largest of the magnitudes of the first mini-batch's
+#: loss, at the starting weights, of the best epoch's loss and of the
+#: ``loss_floor`` the fit gives: a start as good as PCA's can have a loss far
+#: below the data's own scale, and a first Adam step that leaves it is no
+#: divergence).
 DIVERGENCE_RATIO = 100.0
 #: A stopping phase that ends this far above its best training loss (same
 #: scale) keeps its best weights instead of its last ones.
@@ -341,11 +344,19 @@ class TrainingMonitor(Callback):
     its best (``DEGRADATION_RATIO``: reported as ``"degraded"``).
     """
 
-    def __init__(self, monitor="train_loss", tol=1e-4, patience=10, restore_best=False):
+    def __init__(
+        self,
+        monitor="train_loss",
+        tol=1e-4,
+        patience=10,
+        restore_best=False,
+        loss_floor=0.0,
+    ):
         self.monitor = monitor
         self.tol = tol
         self.patience = patience
         self.restore_best = restore_best
+        self.loss_floor = loss_floor
 
     def configure(self, *, patience, restore_best):
         """Set the stopping rule for the next phase and forget the best state."""
@@ -387,7 +398,7 @@ class TrainingMonitor(Callback):
     def _loss_scale(self):
         initial = self.initial_loss_
         initial = abs(initial) if initial is not None and math.isfinite(initial) else 0
-        return max(initial, abs(self.best_train_), 1e-12)
+        return max(initial, abs(self.best_train_), self.loss_floor, 1e-12)
 
     def degraded(self):
         """Whether the last training loss is far above the best one."""
@@ -483,15 +494,20 @@ def build_net(
     max_epochs,
     extra_callbacks=(),
     epoch_offset=0,
+    loss_floor=0.0,
 ):
     """Create and initialize a :class:`FastNet` around ``module`` and ``objective``.
 
     Adam with the L2 penalty (``weight_decay``) on weight matrices only, as in
     the weight penalty :math:`\\frac{\\lambda}{2}\\sum w^2`; biases are not
-    penalised.
+    penalised. ``loss_floor`` is the smallest loss scale against which
+    :class:`TrainingMonitor` judges divergence (see ``DIVERGENCE_RATIO``).
     """
     callbacks = [
-        ("monitor", TrainingMonitor(monitor, tol, patience, restore_best)),
+        (
+            "monitor",
+            TrainingMonitor(monitor, tol, patience, restore_best, loss_floor),
+        ),
     ]
     callbacks.extend(extra_callbacks)
     if verbose:

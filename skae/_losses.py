@@ -4,6 +4,7 @@ The estimators turn these into mini-batch objectives; keeping them pure makes
 the math testable against closed forms.
 """
 
+import torch
 import torch.nn.functional as F
 
 
@@ -61,3 +62,38 @@ def mean_reconstruction_loss(output, target, loss):
     if loss == "bce":
         return F.binary_cross_entropy_with_logits(output, target)
     return F.mse_loss(output, target)
+
+
+def constant_prediction_loss(target, loss):
+    """The mean loss of the best constant reconstruction: every row of
+    ``target`` predicted by the column means.
+
+    This is the loss a model with no information about its input reaches
+    (PCA with zero components, for ``"mse"``: the mean per-feature variance;
+    for ``"bce"``: the mean binary entropy of the column means). It gives a
+    fit's losses a unit that does not depend on where training starts.
+
+    Parameters
+    ----------
+    target : torch.Tensor of shape (n_samples, n_features)
+    loss : {"mse", "bce"}
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae._losses import constant_prediction_loss
+    >>> constant_prediction_loss(torch.tensor([[0.0, 1.0], [2.0, 1.0]]), "mse")
+    0.5
+    """
+    target = target.double()
+    means = target.mean(dim=0)
+    if loss == "bce":
+        # BCE's expectation over the rows depends on them only via the means.
+        means = means.clamp(0.0, 1.0)
+        entropy = -(torch.xlogy(means, means) + torch.xlogy(1 - means, 1 - means))
+        return float(entropy.mean())
+    return float((target - means).square().mean())

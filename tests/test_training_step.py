@@ -7,7 +7,11 @@ import torch
 from skorch.callbacks import Callback
 
 from skae import _engine
-from skae._losses import mean_reconstruction_loss, reconstruction_loss
+from skae._losses import (
+    constant_prediction_loss,
+    mean_reconstruction_loss,
+    reconstruction_loss,
+)
 from skae._objectives import ReconstructionObjective
 from skae._sources import TensorRows
 from skae._sparse import SparsityObjective
@@ -22,6 +26,37 @@ def test_mean_loss_is_the_mean_of_the_per_sample_losses(loss):
     target = torch.rand(37, 11, generator=generator)
     expected = reconstruction_loss(output, target, loss).mean()
     torch.testing.assert_close(mean_reconstruction_loss(output, target, loss), expected)
+
+
+def test_constant_prediction_loss_is_the_loss_of_the_mean_row():
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(50, 7, generator=generator, dtype=torch.float64)
+    means = target.mean(dim=0, keepdim=True).expand_as(target)
+    # MSE: the residual of PCA with no components, the mean feature variance.
+    mse = constant_prediction_loss(target, "mse")
+    assert mse == pytest.approx(float(target.var(dim=0, unbiased=False).mean()))
+    assert mse == pytest.approx(float(reconstruction_loss(means, target, "mse").mean()))
+    # BCE: the decoder's output is a logit; the means' logits give the entropy.
+    bce = constant_prediction_loss(target, "bce")
+    logits = torch.logit(means)
+    assert bce == pytest.approx(float(reconstruction_loss(logits, target, "bce").mean()))
+    # A constant feature costs nothing: its entropy is zero even at 0 or 1.
+    assert constant_prediction_loss(torch.zeros(4, 3), "bce") == 0.0
+
+
+@pytest.mark.parametrize("floor, diverged", [(0.0, True), (1.0, False)])
+def test_the_loss_floor_decides_whether_leaving_a_near_exact_start_diverges(
+    floor, diverged
+):
+    monitor = _engine.TrainingMonitor(loss_floor=floor)
+    monitor.initialize()
+    # A start with loss 1e-6 on data whose mean row costs 1.0: a first epoch
+    # at 1e-3 is a rise of 1000x the start, and only 0.1% of the data's scale.
+    monitor.initial_loss_ = monitor.best_train_ = 1e-6
+    rise = 1e-3 - monitor.best_train_
+    assert (rise > _engine.DIVERGENCE_RATIO * monitor._loss_scale()) is diverged
+    # A loss of 1000x the data's scale is a blow-up with or without a floor.
+    assert 1e3 > _engine.DIVERGENCE_RATIO * monitor._loss_scale()
 
 
 class GradientCounter(Callback):
