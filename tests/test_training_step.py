@@ -39,7 +39,8 @@ def test_constant_prediction_loss_is_the_loss_of_the_mean_row():
     # BCE: the decoder's output is a logit; the means' logits give the entropy.
     bce = constant_prediction_loss(target, "bce")
     logits = torch.logit(means)
-    assert bce == pytest.approx(float(reconstruction_loss(logits, target, "bce").mean()))
+    expected = float(reconstruction_loss(logits, target, "bce").mean())
+    assert bce == pytest.approx(expected)
     # A constant feature costs nothing: its entropy is zero even at 0 or 1.
     assert constant_prediction_loss(torch.zeros(4, 3), "bce") == 0.0
 
