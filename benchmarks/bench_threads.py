@@ -29,8 +29,15 @@ number of iterations on digits and the MNIST subset, whose work per step
 (block rows x atoms x features, the quantity its rule reads) runs from
 2^20.6 to 2^26.9, below and above the threshold the autoencoders' sweep set.
 
+``--readings N`` checks the load reading itself, the input of every choice
+above: N readings of ``idle_cores`` right after a burst of 2-thread matrix
+products (when this process's own worker threads are finishing), single
+(``confirm=False``) and confirmed (the default), on the quiet machine and
+beside one and two CPU-bound processes: how many readings see every core idle,
+and what a reading costs.
+
 Run: ``python benchmarks/bench_threads.py [--rounds 3] [--epochs 2]
-[--mid-fit-epochs 60] [--sweep] [--dictionary]``
+[--mid-fit-epochs 60] [--sweep] [--dictionary] [--readings 3000]``
 """
 
 import argparse
@@ -52,6 +59,7 @@ from _common import machine_line, print_table  # noqa: E402
 
 from skae import AutoencoderTransformer, DictionaryLearner  # noqa: E402
 from skae.datasets import data_available, load_mnist  # noqa: E402
+from skae.utils import _threads  # noqa: E402
 from skae.utils._threads import available_cores  # noqa: E402
 
 
@@ -289,6 +297,43 @@ def dictionary(args, cores):
     print(f"# medians of {args.rounds} interleaved rounds; 3 iterations per fit")
 
 
+def load_readings(n, cores):
+    """Per machine state and reading kind: how often ``idle_cores`` saw every
+    core idle, and the median and largest cost of a reading."""
+    a = torch.randn(400, 400)
+    rows = []
+    for busy in range(cores + 1):
+        burners = start_burners(busy)
+        time.sleep(0.5)  # let them reach the cores
+        try:
+            for confirm in (False, True):
+                seen, costs = {}, []
+                for _ in range(n):
+                    with torch.no_grad():
+                        for _ in range(20):  # two threads working, then a read
+                            a @ a
+                    start = time.perf_counter()
+                    idle = _threads.idle_cores(confirm=confirm)
+                    costs.append(time.perf_counter() - start)
+                    seen[idle] = seen.get(idle, 0) + 1
+                row = {
+                    "other CPU-bound processes": busy,
+                    "reading": "confirmed" if confirm else "single",
+                    "readings": n,
+                    "saw every core idle": seen.get(cores, 0),
+                    "idle cores seen": ", ".join(
+                        f"{k}: {v}" for k, v in sorted(seen.items())
+                    ),
+                    "median ms": 1e3 * statistics.median(costs),
+                    "max ms": 1e3 * max(costs),
+                }
+                rows.append(row)
+                print(row, flush=True)
+        finally:
+            stop_burners(burners)
+    print_table(rows, list(rows[0]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -296,6 +341,7 @@ def main():
     parser.add_argument("--mid-fit-epochs", type=int, default=60)
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--dictionary", action="store_true")
+    parser.add_argument("--readings", type=int, default=0)
     args = parser.parse_args()
     cores = available_cores()
     torch.set_num_threads(cores)  # torch's usual default: one per core
@@ -309,6 +355,9 @@ def main():
         return
     if args.dictionary:
         dictionary(args, cores)
+        return
+    if args.readings:
+        load_readings(args.readings, cores)
         return
     rows = []
     for load in ("quiet", "busy", "busy from 1 s"):

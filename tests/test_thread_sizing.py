@@ -111,6 +111,7 @@ def _load_sequence(monkeypatch, others):
     monkeypatch.setattr(_threads, "available_cores", lambda: 4)
     monkeypatch.setattr(_threads, "other_running_threads", reading)
     monkeypatch.setattr(_threads, "LOAD_RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(_threads, "LOAD_CONFIRM_SECONDS", 0.0)
     return readings
 
 
@@ -118,8 +119,9 @@ def test_a_fit_sized_by_the_load_gives_cores_back_when_others_start(
     three_threads, monkeypatch
 ):
     # Quiet at the start (three threads), then two other processes start
-    # (two idle cores), then seven (one thread).
-    readings = _load_sequence(monkeypatch, [0, 2, 7])
+    # (two idle cores), then seven (one thread). A reading that would take
+    # threads away is confirmed by a second one.
+    readings = _load_sequence(monkeypatch, [0, 2, 2, 2, 7])
     counts = []
     with _threads.threads_sized_to(_threads.PARALLEL_MIN_WORK, torch.device("cpu")):
         counts.append(torch.get_num_threads())
@@ -127,8 +129,37 @@ def test_a_fit_sized_by_the_load_gives_cores_back_when_others_start(
             _threads.follow_the_load()
             counts.append(torch.get_num_threads())
     assert counts == [3, 2, 1]
-    assert len(readings) == 3
+    # One at the call; then per recheck a sample, the confirmation's two.
+    assert len(readings) == 7
     assert torch.get_num_threads() == 3  # the caller's setting, restored
+
+
+def test_a_burst_of_other_threads_does_not_cost_a_thread(three_threads, monkeypatch):
+    cpu = torch.device("cpu")
+    work = _threads.PARALLEL_MIN_WORK
+    # At the call: five threads run for one reading, none a moment later.
+    readings = _load_sequence(monkeypatch, [5, 0])
+    assert _threads.threads_for(work, cpu) == 3
+    assert readings == [5, 0]
+    # During a fit: quiet, a burst, quiet again.
+    readings = _load_sequence(monkeypatch, [0, 5, 0])
+    with _threads.threads_sized_to(work, cpu):
+        _threads.follow_the_load()
+        assert torch.get_num_threads() == 3
+    assert readings == [0, 5, 0]
+
+
+def test_a_fit_already_on_one_thread_reads_the_load_once_per_recheck(
+    three_threads, monkeypatch
+):
+    # Busy throughout: the call confirms its reading (two samples), the
+    # rechecks that change nothing do not.
+    readings = _load_sequence(monkeypatch, [7])
+    with _threads.threads_sized_to(_threads.PARALLEL_MIN_WORK, torch.device("cpu")):
+        assert torch.get_num_threads() == 1
+        for _ in range(3):
+            _threads.follow_the_load()
+    assert len(readings) == 2 + 3
 
 
 def test_the_load_is_not_followed_where_it_did_not_choose(three_threads, monkeypatch):
@@ -285,7 +316,7 @@ def test_dictionary_learner_uses_its_own_lower_threshold(three_threads, monkeypa
     from skae import DictionaryLearner, _dictionary
 
     seen = _spy(monkeypatch)
-    monkeypatch.setattr(_threads, "idle_cores", lambda: 4)
+    monkeypatch.setattr(_threads, "idle_cores", lambda confirm=True: 4)
     # 200 rows x 8 atoms x 700 features = 2^20.1: parallel for a dictionary
     # (its code steps iterate over each block), one thread for an autoencoder.
     X = np.random.RandomState(0).rand(200, 700)
