@@ -74,7 +74,34 @@ class FastNet(NeuralNet):
         self.epoch_offset = epoch_offset
         self._mode_set = None
         self._listeners = (None, {})
+        # The loss of the latest training epoch's first step, in a holder
+        # set in place: skorch's ``__setattr__`` costs microseconds a call.
+        self._first_step_loss = [None]
         super().__init__(*args, **kwargs)
+
+    @property
+    def first_step_loss_(self):
+        """The (on-device) loss of the last training epoch's first step."""
+        return self._first_step_loss[0]
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        # skorch's loop without what skae never uses (data checks, metadata
+        # routing, a validation pass over no data), which it pays per epoch.
+        self.check_training_readiness()
+        epochs = self.max_epochs if epochs is None else epochs
+        train, valid = X
+        events = {"dataset_train": train, "dataset_valid": valid}
+        iterator_train = self.get_iterator(train, training=True)
+        iterator_valid = None if valid is None else self.get_iterator(valid)
+        for _ in range(epochs):
+            self.notify("on_epoch_begin", **events)
+            self.run_single_epoch(iterator_train, True, "train", self.train_step)
+            if iterator_valid is not None:
+                self.run_single_epoch(
+                    iterator_valid, False, "valid", self.validation_step
+                )
+            self.notify("on_epoch_end", **events)
+        return self
 
     def initialize_history(self):
         if self.history_ is None or type(self.history_) is History:
@@ -88,20 +115,32 @@ class FastNet(NeuralNet):
         # class's no-op: a visible share of an epoch that is a single step.
         # The net's own handler (the history's rows) always runs, then the
         # callbacks that override the event, in skorch's order.
+        if method_name == "on_train_begin":
+            self._listeners = (None, {})  # callbacks may have been replaced
+        handlers = self._handlers(method_name)
+        getattr(self, method_name)(self, **cb_kwargs)
+        for handler in handlers:
+            handler(self, **cb_kwargs)
+
+    def _handlers(self, method_name):
+        """The handlers of the callbacks that do something on ``method_name``."""
         callbacks, table = self._listeners
-        if callbacks is not self.callbacks_ or method_name == "on_train_begin":
+        if callbacks is not self.callbacks_:
             callbacks, table = self.callbacks_, {}
             self._listeners = (callbacks, table)
-        listeners = table.get(method_name)
-        if listeners is None:
-            listeners = table[method_name] = [
+        handlers = table.get(method_name)
+        if handlers is None:
+            handlers = table[method_name] = [
                 getattr(cb, method_name)
                 for _, cb in callbacks
                 if _listens(cb, method_name)
             ]
-        getattr(self, method_name)(self, **cb_kwargs)
-        for handler in listeners:
-            handler(self, **cb_kwargs)
+        return handlers
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        # skorch opens a row per batch in the history for per-batch scores;
+        # skae records losses per epoch only, so the rows would stay empty.
+        pass
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         # Modes may have been changed since the last call (e.g. evaluation
@@ -176,18 +215,30 @@ class FastNet(NeuralNet):
             self.criterion_.begin_epoch(self.epoch_offset + len(self.history))
         total = torch.zeros((), device=self.device)
         n_seen = 0
+        # Batch events go out only where a callback listens: on a small
+        # data set an epoch is one step, and two dispatches per step are a
+        # visible share of it.
+        begin = bool(self._handlers("on_batch_begin"))
+        end = bool(self._handlers("on_batch_end"))
         for batch in iterator:
             if training:
                 # One clock read per step; the load itself at most once a
                 # second: an epoch can take seconds once another process
                 # competes for a core.
                 follow_the_load()
-            self.notify("on_batch_begin", batch=batch, training=training)
+            if begin:
+                self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
+            loss = step["loss"].detach()
+            if training and not n_seen:
+                # The loss at the weights the epoch starts from (read by
+                # TrainingMonitor once per phase, without a sync per epoch).
+                self._first_step_loss[0] = loss
             n = len(batch)
-            total.add_(step["loss"].detach(), alpha=n)  # one kernel, no temporary
+            total.add_(loss, alpha=n)  # one kernel, no temporary
             n_seen += n
-            self.notify("on_batch_end", batch=batch, training=training, **step)
+            if end:
+                self.notify("on_batch_end", batch=batch, training=training, **step)
         self.history.record(prefix + "_loss", self.epoch_mean_loss(total, n_seen))
         if training:
             for key, value in self.criterion_.epoch_statistics().items():
@@ -380,12 +431,6 @@ class TrainingMonitor(Callback):
         self.initial_loss_ = None
         return self
 
-    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
-        if training and self.initial_loss_ is None:
-            # One host synchronisation per phase: the loss at the starting
-            # weights, before a too large step can blow up the first epoch.
-            self.initial_loss_ = float(loss.detach())
-
     def _tol_scale(self):
         """``tol`` is relative to the loss at the start of the phase, so the
         stopping rule does not depend on the units of X (a model that starts
@@ -420,6 +465,12 @@ class TrainingMonitor(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         self.epochs_run_ += 1
+        if self.initial_loss_ is None:
+            # One host synchronisation per phase: the loss of the phase's
+            # first step, at its starting weights (before a too large step
+            # can blow up the first epoch).
+            first = getattr(net, "first_step_loss_", None)
+            self.initial_loss_ = None if first is None else float(first)
         train_loss = net.history[-1, "train_loss"]
         if not (math.isfinite(train_loss) and self.weights_.finite()):
             self.stop_reason_ = "diverged"

@@ -114,6 +114,35 @@ def test_lean_step_trains_exactly_like_skorchs_generic_step():
     assert any(moved)
 
 
+class BatchCounter(Callback):
+    """Listens to the batch events, which the net then dispatches."""
+
+    def initialize(self):
+        self.begun_, self.ended_ = 0, []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        self.begun_ += 1
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        self.ended_.append(float(loss))
+
+
+def test_batch_events_reach_the_callbacks_that_listen_and_change_nothing():
+    torch.manual_seed(0)
+    start = MLPAutoencoder(6, 2, (5,))
+    rows = TensorRows(torch.randn(70, 6, generator=torch.Generator().manual_seed(2)))
+    quiet = _train(copy.deepcopy(start), rows, [])
+    counter = BatchCounter()
+    listened = _train(copy.deepcopy(start), rows, [("batches", counter)])
+    assert counter.begun_ == len(counter.ended_) == 3 * 5
+    assert quiet.history[:, "train_loss"] == listened.history[:, "train_loss"]
+    # The phase's starting loss, judged against by the monitor, is the loss
+    # of its first step, read once, whether or not the batches are listened to.
+    for net in (quiet, listened):
+        assert dict(net.callbacks_)["monitor"].initial_loss_ == counter.ended_[0]
+
+
 @pytest.mark.parametrize("track", [True, False])
 def test_sparsity_objective_records_firing_only_when_asked(track):
     objective = SparsityObjective("mse", SPARSITY_KINDS["l1"], 0.01, 0.05, track)
