@@ -15,6 +15,9 @@ What the objective and the callbacks may rely on:
   KL warm-up;
 - after it, ``objective.epoch_statistics()`` is recorded in the history row
   of the epoch, where callbacks read it;
+- batch events (``on_batch_begin``, ``on_batch_end``) reach the callbacks
+  that override them; the history holds one row per epoch and no per-batch
+  rows;
 - :class:`TrainingMonitor` is configured per phase through ``configure``;
 - a fit whose thread count follows the machine's load re-reads it between
   training steps (:func:`skae.utils._threads.follow_the_load`).
