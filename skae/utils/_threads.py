@@ -14,7 +14,9 @@ duration of a call and restores the caller's setting afterwards (as
 :func:`threads_sized_to` does both, and while a fit whose count was chosen by
 the load runs, :func:`follow_the_load` (called between steps) reads the load
 again: a process that starts computing beside a fit takes its core back
-within about a second instead of slowing every remaining step.
+within about a second instead of slowing every remaining step. A reading that
+would cost a thread is confirmed a few milliseconds later
+(``LOAD_CONFIRM_SECONDS``): a burst of runnable threads is not a busy core.
 """
 
 import contextlib
