@@ -111,6 +111,7 @@ def _load_sequence(monkeypatch, others):
     monkeypatch.setattr(_threads, "available_cores", lambda: 4)
     monkeypatch.setattr(_threads, "other_running_threads", reading)
     monkeypatch.setattr(_threads, "LOAD_RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(_threads, "LOAD_RECHECK_FIRST_SECONDS", 0.0)
     monkeypatch.setattr(_threads, "LOAD_CONFIRM_SECONDS", 0.0)
     return readings
 
@@ -160,6 +161,50 @@ def test_a_fit_already_on_one_thread_reads_the_load_once_per_recheck(
         for _ in range(3):
             _threads.follow_the_load()
     assert len(readings) == 2 + 3
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    "others, read_at",
+    [
+        # Busy at the call: re-read soon, then twice as long each time, up to
+        # once a second (times in binary fractions: exact sums).
+        (7, [0.125, 0.375, 0.875, 1.875, 2.875]),
+        # Quiet at the call: once a second.
+        (0, [1.0, 2.0]),
+    ],
+)
+def test_a_fit_held_back_by_the_load_reads_it_again_sooner(
+    three_threads, monkeypatch, others, read_at
+):
+    readings = _load_sequence(monkeypatch, [others])
+    monkeypatch.setattr(_threads, "LOAD_RECHECK_SECONDS", 1.0)
+    monkeypatch.setattr(_threads, "LOAD_RECHECK_FIRST_SECONDS", 0.125)
+    clock = _Clock()
+    monkeypatch.setattr(_threads, "time", clock)
+    seen_at = []
+    with _threads.threads_sized_to(_threads.PARALLEL_MIN_WORK, torch.device("cpu")):
+        start = len(readings)
+        for step in range(1, 373):  # a step every 1/128 s for 2.9 s
+            clock.now = step / 128
+            before = len(readings)
+            _threads.follow_the_load()
+            if len(readings) > before:
+                seen_at.append(clock.now)
+        assert len(readings) - start == len(seen_at)
+    assert seen_at == read_at
 
 
 def test_the_load_is_not_followed_where_it_did_not_choose(three_threads, monkeypatch):

@@ -38,12 +38,18 @@ PARALLEL_MIN_WORK = 2**22
 #: reading costs about 3 ms (three samples a millisecond apart).
 LOAD_RECHECK_SECONDS = 1.0
 
+#: A fit that the load keeps below its ceiling re-reads it first after this
+#: many seconds, then after twice as long each time, up to
+#: ``LOAD_RECHECK_SECONDS``: a start beside a short-lived process (a command
+#: of tens of milliseconds is real load at that instant) costs the fit a
+#: thread for a tenth of a second, not a second.
+LOAD_RECHECK_FIRST_SECONDS = 0.1
+
 #: A reading that finds the cores taken is read again this many seconds later
-#: before it may cost the fit a thread. A burst of runnable threads (another
+#: before it may cost the fit a thread: a burst of runnable threads (another
 #: process waking, or this process's own workers finishing between the two
-#: counts a sample subtracts) lasts milliseconds; a CPU-bound neighbour does
-#: not. On a quiet 2-core machine, right after 2-thread work, 8 of 3,000
-#: single readings saw a busy core; with this confirmation 0 of 8,000 did.
+#: counts a sample subtracts) lasts a millisecond or two; a CPU-bound
+#: neighbour does not (benchmarks/bench_threads.py --readings).
 LOAD_CONFIRM_SECONDS = 0.005
 
 
@@ -58,9 +64,19 @@ class _SharedSetting:
 
 _SETTING = _SharedSetting()
 
-# Per calling thread: when the load was last read by the fit that follows it
-# (None: the running fit's count was not chosen by the load).
+# Per calling thread: when the fit that follows the load reads it next, and
+# the wait after that reading (``state`` None: the running fit's count was
+# not chosen by the load).
 _LOAD_READ_AT = threading.local()
+
+
+def _next_wait(wait, held_back):
+    """The wait before the next reading: doubling from
+    ``LOAD_RECHECK_FIRST_SECONDS`` while the load holds the fit below its
+    ceiling, ``LOAD_RECHECK_SECONDS`` once it does not."""
+    if not held_back:
+        return LOAD_RECHECK_SECONDS
+    return min(2 * wait, LOAD_RECHECK_SECONDS)
 
 
 def available_cores():
@@ -219,37 +235,46 @@ def threads_sized_to(work, device, n_jobs=None, min_work=None):
     ...     torch.get_num_threads()
     1
     """
+    ceiling = torch.get_num_threads()
     n_threads = threads_for(work, device, n_jobs, min_work)
     follows_load = (
         n_threads is not None and n_jobs is None and work >= _parallel_from(min_work)
     )
     with intra_op_threads(n_threads):
-        outer = getattr(_LOAD_READ_AT, "time", None)
-        _LOAD_READ_AT.time = time.monotonic() if follows_load else None
+        outer = getattr(_LOAD_READ_AT, "state", None)
+        state = None
+        if follows_load:
+            held_back = n_threads < ceiling
+            wait = LOAD_RECHECK_FIRST_SECONDS if held_back else LOAD_RECHECK_SECONDS
+            state = (time.monotonic() + wait, wait)
+        _LOAD_READ_AT.state = state
         try:
             yield
         finally:
-            _LOAD_READ_AT.time = outer
+            _LOAD_READ_AT.state = outer
 
 
 def follow_the_load():
     """Between steps: re-size the running fit's threads to the idle cores,
-    at most once every ``LOAD_RECHECK_SECONDS`` (one clock read otherwise).
+    at most once every ``LOAD_RECHECK_SECONDS`` (one clock read otherwise;
+    sooner while the load holds the fit below its ceiling, see
+    ``LOAD_RECHECK_FIRST_SECONDS``).
 
     A no-op unless the fit in this thread chose its count from the load
     (:func:`threads_sized_to` with ``n_jobs=None`` and large work). Fits
     running concurrently in threads share torch's process-wide setting, so
     it is changed only while a single skae call holds it.
     """
-    read_at = getattr(_LOAD_READ_AT, "time", None)
-    if read_at is None:
+    state = getattr(_LOAD_READ_AT, "state", None)
+    if state is None:
         return
     now = time.monotonic()
-    if now - read_at < LOAD_RECHECK_SECONDS:
+    due, wait = state
+    if now < due:
         return
-    _LOAD_READ_AT.time = now
     with _SETTING.lock:
         if _SETTING.users != 1:
+            _LOAD_READ_AT.state = (now + LOAD_RECHECK_SECONDS, LOAD_RECHECK_SECONDS)
             return
         # The caller's own setting stays the ceiling, as at the start.
         current = torch.get_num_threads()
@@ -261,3 +286,5 @@ def follow_the_load():
             wanted = min(_SETTING.previous, idle_cores())
         if wanted != current:
             torch.set_num_threads(wanted)
+        wait = _next_wait(wait, held_back=wanted < _SETTING.previous)
+        _LOAD_READ_AT.state = (time.monotonic() + wait, wait)
