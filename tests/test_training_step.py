@@ -94,13 +94,19 @@ def _train(module, rows, extra_callbacks):
     return net
 
 
-def test_lean_step_trains_exactly_like_skorchs_generic_step():
+def _train_without_and_with(name, callback):
+    """The same start trained without and with one extra callback: (start,
+    net without, net with)."""
     torch.manual_seed(0)
     start = MLPAutoencoder(6, 2, (5,))
     rows = TensorRows(torch.randn(70, 6, generator=torch.Generator().manual_seed(2)))
-    lean = _train(copy.deepcopy(start), rows, [])
+    without = _train(copy.deepcopy(start), rows, [])
+    return start, without, _train(copy.deepcopy(start), rows, [(name, callback)])
+
+
+def test_lean_step_trains_exactly_like_skorchs_generic_step():
     counter = GradientCounter()
-    generic = _train(copy.deepcopy(start), rows, [("grads", counter)])
+    start, lean, generic = _train_without_and_with("grads", counter)
     assert not lean._generic_step and generic._generic_step
     assert counter.calls_ == 3 * 5  # every batch (70 rows / 16) of every epoch
     for a, b in zip(lean.module_.parameters(), generic.module_.parameters()):
@@ -129,12 +135,8 @@ class BatchCounter(Callback):
 
 
 def test_batch_events_reach_the_callbacks_that_listen_and_change_nothing():
-    torch.manual_seed(0)
-    start = MLPAutoencoder(6, 2, (5,))
-    rows = TensorRows(torch.randn(70, 6, generator=torch.Generator().manual_seed(2)))
-    quiet = _train(copy.deepcopy(start), rows, [])
     counter = BatchCounter()
-    listened = _train(copy.deepcopy(start), rows, [("batches", counter)])
+    _, quiet, listened = _train_without_and_with("batches", counter)
     assert counter.begun_ == len(counter.ended_) == 3 * 5
     assert quiet.history[:, "train_loss"] == listened.history[:, "train_loss"]
     # The phase's starting loss, judged against by the monitor, is the loss
