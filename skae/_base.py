@@ -48,12 +48,17 @@ from skae._dask import DaskDispatchMixin
 from skae._input import as_source, validate_float_rows
 from skae._losses import constant_prediction_loss, reconstruction_loss
 from skae._objectives import ReconstructionObjective
-from skae._phases import INFERENCE_ROWS, EndToEnd, TrainingSession
+from skae._phases import EndToEnd, TrainingSession
 from skae.nn import output_activation
 from skae.utils._device import resolve_device
 from skae.utils._float_mode import flush_subnormals
 from skae.utils._threads import threads_sized_to
 from skae.utils._warnings import warn_user
+
+#: Rows that estimate the loss of predicting the mean row (the divergence
+#: test's floor, a scale, not a result): a training batch's worth, so that an
+#: out-of-core fit reads no more at once than one of its steps.
+LOSS_FLOOR_ROWS = 256
 
 #: Rows per inference batch: bounds the activations held at once.
 INFERENCE_BATCH_SIZE = 4096
@@ -307,8 +312,8 @@ class BaseAutoencoder(
     def _loss_floor(self, rows):
         """The loss scale below which a rise of the training loss is not
         divergence: the loss of predicting the mean row, estimated on the
-        first rows (a PCA start can sit far below it)."""
-        first = next(iter(rows.batches(INFERENCE_ROWS)))
+        first ``LOSS_FLOOR_ROWS`` rows (a PCA start can sit far below it)."""
+        first = next(iter(rows.batches(LOSS_FLOOR_ROWS)))
         return constant_prediction_loss(first, self.loss_)
 
     def _record(self, result):
