@@ -396,6 +396,30 @@ class TrainingMonitor(Callback):
     divergence, on interruption, at the end when ``restore_best`` is true,
     and at the end of a stopping phase whose last training loss is far above
     its best (``DEGRADATION_RATIO``: reported as ``"degraded"``).
+
+    Parameters
+    ----------
+    monitor : str, default="train_loss"
+        The history key the stopping rule and the best weights follow.
+    tol : float, default=1e-4
+        Improvement needed, relative to the phase's first loss.
+    patience : int or None, default=10
+        Epochs without that improvement before stopping (None: never stop).
+    restore_best : bool, default=False
+        Whether the best weights replace the last ones at the end.
+    loss_floor : float, default=0.0
+        The loss of the best constant prediction of the training rows
+        (:func:`skae._losses.constant_prediction_loss`). The blow-up and
+        degradation tests compare losses with the largest of the first, the
+        best and this one: a start that is already near the best reachable
+        loss (a PCA start) must not make an ordinary fluctuation look like
+        a divergence.
+
+    Examples
+    --------
+    >>> from skae._engine import TrainingMonitor
+    >>> TrainingMonitor(tol=1e-3, loss_floor=0.5).initialize().best_score_
+    inf
     """
 
     def __init__(

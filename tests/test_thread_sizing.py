@@ -230,6 +230,30 @@ def test_a_shared_setting_is_not_resized(three_threads, monkeypatch):
             assert torch.get_num_threads() == 2
 
 
+def test_the_load_is_read_without_holding_the_shared_setting(
+    three_threads, monkeypatch
+):
+    # The reading sleeps to confirm itself: a call starting in another
+    # thread meanwhile must not wait for it, and once it has started the
+    # setting is shared, so the reading is not applied.
+    _load_sequence(monkeypatch, [0])  # quiet at the start: three threads
+    held = []
+
+    def reading():
+        held.append(_threads._SETTING.lock.locked())
+        if len(held) == 1:  # another call begins between the two samples
+            _threads._SETTING.users += 1
+        return 7
+
+    with _threads.threads_sized_to(_threads.PARALLEL_MIN_WORK, torch.device("cpu")):
+        assert torch.get_num_threads() == 3
+        monkeypatch.setattr(_threads, "other_running_threads", reading)
+        _threads.follow_the_load()
+        _threads._SETTING.users -= 1
+        assert torch.get_num_threads() == 3
+    assert held == [False, False, False]  # a sample, then a confirmed one
+
+
 def test_training_epochs_follow_the_load(three_threads, monkeypatch):
     # Every size counts as large here, so the default model follows the load.
     monkeypatch.setattr(_threads, "PARALLEL_MIN_WORK", 1)

@@ -277,14 +277,20 @@ def follow_the_load():
             _LOAD_READ_AT.state = (now + LOAD_RECHECK_SECONDS, LOAD_RECHECK_SECONDS)
             return
         # The caller's own setting stays the ceiling, as at the start.
-        current = torch.get_num_threads()
-        wanted = min(_SETTING.previous, idle_cores(confirm=False))
-        if wanted < current:
-            # Only a reading that would take a thread away is confirmed: a
-            # fit already on one thread beside a busy neighbour pays for one
-            # sample a second, not two.
-            wanted = min(_SETTING.previous, idle_cores())
-        if wanted != current:
+        ceiling = _SETTING.previous
+    current = torch.get_num_threads()
+    # The load is read outside the lock: its confirmation sleeps, and a fit
+    # starting or ending in another thread should not wait for it.
+    wanted = min(ceiling, idle_cores(confirm=False))
+    if wanted < current:
+        # Only a reading that would take a thread away is confirmed: a fit
+        # already on one thread beside a busy neighbour pays for one sample
+        # a second, not two.
+        wanted = min(ceiling, idle_cores())
+    with _SETTING.lock:
+        # Another skae call may have begun meanwhile: then the setting is
+        # shared and stays as it is.
+        if _SETTING.users == 1 and wanted != torch.get_num_threads():
             torch.set_num_threads(wanted)
-        wait = _next_wait(wait, held_back=wanted < _SETTING.previous)
-        _LOAD_READ_AT.state = (time.monotonic() + wait, wait)
+    wait = _next_wait(wait, held_back=wanted < ceiling)
+    _LOAD_READ_AT.state = (time.monotonic() + wait, wait)
