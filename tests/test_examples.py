@@ -138,4 +138,13 @@ def test_readme_quickstart_prints_what_it_says(tmp_path):
         timeout=TIMEOUT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == [quoted.group(1), quoted.group(2)]
+    ae_error, pca_error = map(float, done.stdout.split())
+    quoted_ae, quoted_pca = float(quoted.group(1)), float(quoted.group(2))
+    # PCA's error is a closed form: as quoted. The autoencoder's depends on
+    # the machine (CPUs with other vector units sum in other orders, and
+    # 180 epochs of Adam amplify that: 2.10 on one development machine, 2.02
+    # on the next, same commit), so it is held to within 10% of the quote
+    # and to the comment's claim, a third of PCA's.
+    assert pca_error == quoted_pca
+    assert abs(ae_error - quoted_ae) <= 0.1 * quoted_ae, (ae_error, quoted_ae)
+    assert 0.25 <= ae_error / pca_error <= 0.4, (ae_error, pca_error)
