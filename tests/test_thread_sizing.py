@@ -62,16 +62,16 @@ def test_n_jobs_overrides_the_choice(three_threads, monkeypatch):
 def test_large_work_uses_torchs_setting_on_idle_cores(three_threads, monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(_threads, "available_cores", lambda: 4)
-    monkeypatch.setattr(_threads, "other_running_threads", lambda: 0)
+    monkeypatch.setattr(_threads, "other_running_threads", lambda seconds=None: 0)
     assert _threads.threads_for(_threads.PARALLEL_MIN_WORK, cpu) == 3
     assert _threads.threads_for(_threads.PARALLEL_MIN_WORK - 1, cpu) == 1
     # Cores that other processes keep busy are left to them.
-    monkeypatch.setattr(_threads, "other_running_threads", lambda: 2)
+    monkeypatch.setattr(_threads, "other_running_threads", lambda seconds=None: 2)
     assert _threads.threads_for(_threads.PARALLEL_MIN_WORK, cpu) == 2
-    monkeypatch.setattr(_threads, "other_running_threads", lambda: 9)
+    monkeypatch.setattr(_threads, "other_running_threads", lambda seconds=None: 9)
     assert _threads.threads_for(_threads.PARALLEL_MIN_WORK, cpu) == 1
     # Where the system does not say, every core counts as idle.
-    monkeypatch.setattr(_threads, "other_running_threads", lambda: None)
+    monkeypatch.setattr(_threads, "other_running_threads", lambda seconds=None: None)
     assert _threads.threads_for(_threads.PARALLEL_MIN_WORK, cpu) == 3
 
 
@@ -83,6 +83,53 @@ def test_running_threads_are_read_from_the_system():
     assert isinstance(others, int) and others >= 0
     # This process is running while it reads, so it counts itself.
     assert _threads._own_running_threads() >= 1
+
+
+@pytest.mark.parametrize(
+    "runnable, seconds, expected, samples",
+    [
+        # The first sample that sees no other thread ends the reading.
+        ([4, 3, 1, 4], 10.0, 0, 3),
+        # Otherwise the fewest seen over the window: here a single sample.
+        ([4, 3], 0.0, 3, 1),
+        # Where the system does not say: None.
+        ([None], 10.0, None, 1),
+    ],
+)
+def test_a_reading_samples_without_sleeping(
+    monkeypatch, runnable, seconds, expected, samples
+):
+    # A process that sleeps on a machine whose cores are all taken waits
+    # long for its turn back: the samples are spaced by spinning.
+    taken = []
+
+    def sample():
+        taken.append(runnable[len(taken)])
+        return taken[-1]
+
+    monkeypatch.setattr(_threads, "_runnable_threads", sample)
+    monkeypatch.setattr(_threads, "_own_running_threads", lambda: 1)
+    monkeypatch.setattr(_threads, "LOAD_SAMPLE_GAP_SECONDS", 0.0)
+
+    def no_sleep(seconds):
+        raise AssertionError("a reading slept")
+
+    monkeypatch.setattr(_threads.time, "sleep", no_sleep)
+    assert _threads.other_running_threads(seconds) == expected
+    assert len(taken) == samples
+
+
+def test_a_confirmed_reading_samples_for_longer(monkeypatch):
+    windows = []
+    monkeypatch.setattr(_threads, "available_cores", lambda: 4)
+    monkeypatch.setattr(
+        _threads,
+        "other_running_threads",
+        lambda seconds=None: windows.append(seconds) or 2,
+    )
+    assert _threads.idle_cores(confirm=False) == 2
+    assert _threads.idle_cores() == 2
+    assert windows == [None, None, _threads.LOAD_CONFIRM_SECONDS]
 
 
 def test_other_limits_of_the_choice():
@@ -104,7 +151,7 @@ def _load_sequence(monkeypatch, others):
     (the last one repeated); each reading is recorded."""
     readings = []
 
-    def reading():
+    def reading(seconds=None):
         readings.append(others[min(len(readings), len(others) - 1)])
         return readings[-1]
 
@@ -135,14 +182,22 @@ def test_a_fit_sized_by_the_load_gives_cores_back_when_others_start(
     assert torch.get_num_threads() == 3  # the caller's setting, restored
 
 
-def test_a_burst_of_other_threads_does_not_cost_a_thread(three_threads, monkeypatch):
+def test_a_burst_of_other_threads_costs_a_thread_only_until_the_next_reading(
+    three_threads, monkeypatch
+):
     cpu = torch.device("cpu")
     work = _threads.PARALLEL_MIN_WORK
-    # At the call: five threads run for one reading, none a moment later.
+    # At the call: one reading, unconfirmed (a confirmation would cost every
+    # call on a busy machine milliseconds). A burst read then costs the fit
+    # its threads until the first re-reading, which gives them back.
     readings = _load_sequence(monkeypatch, [5, 0])
-    assert _threads.threads_for(work, cpu) == 3
+    with _threads.threads_sized_to(work, cpu):
+        assert torch.get_num_threads() == 1
+        _threads.follow_the_load()
+        assert torch.get_num_threads() == 3
     assert readings == [5, 0]
-    # During a fit: quiet, a burst, quiet again.
+    # During a fit, a reading that would take a thread away is confirmed:
+    # quiet, a burst, quiet again.
     readings = _load_sequence(monkeypatch, [0, 5, 0])
     with _threads.threads_sized_to(work, cpu):
         _threads.follow_the_load()
@@ -153,14 +208,14 @@ def test_a_burst_of_other_threads_does_not_cost_a_thread(three_threads, monkeypa
 def test_a_fit_already_on_one_thread_reads_the_load_once_per_recheck(
     three_threads, monkeypatch
 ):
-    # Busy throughout: the call confirms its reading (two samples), the
-    # rechecks that change nothing do not.
+    # Busy throughout: one reading at the call and one per recheck (a
+    # reading that changes nothing is not confirmed).
     readings = _load_sequence(monkeypatch, [7])
     with _threads.threads_sized_to(_threads.PARALLEL_MIN_WORK, torch.device("cpu")):
         assert torch.get_num_threads() == 1
         for _ in range(3):
             _threads.follow_the_load()
-    assert len(readings) == 2 + 3
+    assert len(readings) == 1 + 3
 
 
 class _Clock:
@@ -239,7 +294,7 @@ def test_the_load_is_read_without_holding_the_shared_setting(
     _load_sequence(monkeypatch, [0])  # quiet at the start: three threads
     held = []
 
-    def reading():
+    def reading(seconds=None):
         held.append(_threads._SETTING.lock.locked())
         if len(held) == 1:  # another call begins between the two samples
             _threads._SETTING.users += 1

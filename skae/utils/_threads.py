@@ -15,8 +15,10 @@ duration of a call and restores the caller's setting afterwards (as
 the load runs, :func:`follow_the_load` (called between steps) reads the load
 again: a process that starts computing beside a fit takes its core back
 within about a second instead of slowing every remaining step. A reading that
-would cost a thread is confirmed a few milliseconds later
+would cost a thread is confirmed by a few milliseconds more of sampling
 (``LOAD_CONFIRM_SECONDS``): a burst of runnable threads is not a busy core.
+Readings spin between their samples instead of sleeping: on a machine whose
+cores are all taken a sleeping process waits long for its turn back.
 """
 
 import contextlib
@@ -35,8 +37,17 @@ import torch
 PARALLEL_MIN_WORK = 2**22
 
 #: Seconds between two readings of the load during a fit that follows it. A
-#: reading costs about 3 ms (three samples a millisecond apart).
+#: reading costs a tenth of a millisecond where a core is idle, about 2 ms
+#: where none is (samples over ``LOAD_SAMPLE_SECONDS``).
 LOAD_RECHECK_SECONDS = 1.0
+
+#: One reading of the load samples it over this many seconds (ending at the
+#: first sample that finds no other thread running): one thread waking for
+#: an instant is not a busy core.
+LOAD_SAMPLE_SECONDS = 0.002
+
+#: Seconds between two samples of a reading.
+LOAD_SAMPLE_GAP_SECONDS = 0.00025
 
 #: A fit that the load keeps below its ceiling re-reads it first after this
 #: many seconds, then after twice as long each time, up to
@@ -45,11 +56,11 @@ LOAD_RECHECK_SECONDS = 1.0
 #: thread for a tenth of a second, not a second.
 LOAD_RECHECK_FIRST_SECONDS = 0.1
 
-#: A reading that finds the cores taken is read again this many seconds later
-#: before it may cost the fit a thread: a burst of runnable threads (another
-#: process waking, or this process's own workers finishing between the two
-#: counts a sample subtracts) lasts a millisecond or two; a CPU-bound
-#: neighbour does not (benchmarks/bench_threads.py --readings).
+#: A reading that finds the cores taken is confirmed by sampling this many
+#: seconds more before it may cost the fit a thread: a burst of runnable
+#: threads (another process waking, or this process's own workers finishing
+#: between the two counts a sample subtracts) lasts a millisecond or two; a
+#: CPU-bound neighbour does not (benchmarks/bench_threads.py --readings).
 LOAD_CONFIRM_SECONDS = 0.005
 
 
@@ -105,42 +116,57 @@ def _own_running_threads():
     return count
 
 
-def other_running_threads():
-    """Threads of other processes ready to run at this instant (Linux), or
-    None where the system does not say.
+def _runnable_threads():
+    """The kernel's count of threads ready to run, all processes (Linux), or
+    None."""
+    try:
+        with open("/proc/loadavg") as loadavg:
+            return int(loadavg.read().split()[3].partition("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def other_running_threads(seconds=None):
+    """Threads of other processes ready to run (Linux), or None where the
+    system does not say.
 
     The kernel's count of runnable threads (``/proc/loadavg``) minus this
-    process's own. The smallest of three readings a millisecond apart, so
-    that one thread waking for an instant does not count as a busy core.
+    process's own, the fewest seen in samples over ``seconds`` (default
+    ``LOAD_SAMPLE_SECONDS``), so that one thread waking for an instant does
+    not count as a busy core; the first sample that sees none ends it.
     """
-    readings = []
-    for attempt in range(3):
-        if attempt:
-            time.sleep(0.001)
-        try:
-            with open("/proc/loadavg") as loadavg:
-                running = int(loadavg.read().split()[3].partition("/")[0])
-        except (OSError, ValueError, IndexError):
+    seconds = LOAD_SAMPLE_SECONDS if seconds is None else seconds
+    deadline = time.perf_counter() + seconds
+    fewest = None
+    while True:
+        running, own = _runnable_threads(), _own_running_threads()
+        if running is None or own is None:
             return None
-        own = _own_running_threads()
-        if own is None:
-            return None
-        readings.append(max(0, running - own))
-    return min(readings)
+        others = max(0, running - own)
+        fewest = others if fewest is None else min(fewest, others)
+        if fewest == 0 or time.perf_counter() >= deadline:
+            return fewest
+        # Waited for by spinning, not sleeping: on a machine whose cores are
+        # all taken, a process that sleeps gives up its turn, and waking
+        # costs it far more than the sleep (beside two CPU-bound processes
+        # on two cores, a 12-ms sleep lengthened a fit by about 45 ms, a
+        # 12-ms spin by 27).
+        next_sample = time.perf_counter() + LOAD_SAMPLE_GAP_SECONDS
+        while time.perf_counter() < next_sample:
+            pass
 
 
 def idle_cores(confirm=True):
     """Available cores not taken by other processes' running threads.
 
-    With ``confirm``, a reading that finds cores taken is taken again
-    ``LOAD_CONFIRM_SECONDS`` later and the fewer of the two counts stands, so
-    a burst of a few milliseconds does not count as a busy core.
+    With ``confirm``, a reading that finds cores taken is followed by
+    ``LOAD_CONFIRM_SECONDS`` more of sampling and the fewest busy cores seen
+    stand, so a burst of a few milliseconds does not count as a busy core.
     """
     cores = available_cores()
     others = other_running_threads()
     if confirm and others:
-        time.sleep(LOAD_CONFIRM_SECONDS)
-        again = other_running_threads()
+        again = other_running_threads(LOAD_CONFIRM_SECONDS)
         others = others if again is None else min(others, again)
     return cores if others is None else max(1, cores - others)
 
@@ -190,7 +216,11 @@ def threads_for(work, device, n_jobs=None, min_work=None):
     if n_jobs is None:
         if work < _parallel_from(min_work):
             return 1
-        return min(torch.get_num_threads(), idle_cores())
+        # One reading, unconfirmed: on a busy machine a confirmation costs
+        # every call 5 ms of sampling (8% of a 60-ms fit), while a burst
+        # misread as load costs a fit that follows the load a thread only
+        # until its first re-reading, a tenth of a second later.
+        return min(torch.get_num_threads(), idle_cores(confirm=False))
     if n_jobs < 0:
         return max(1, available_cores() + 1 + n_jobs)
     return n_jobs
@@ -279,8 +309,8 @@ def follow_the_load():
         # The caller's own setting stays the ceiling, as at the start.
         ceiling = _SETTING.previous
     current = torch.get_num_threads()
-    # The load is read outside the lock: its confirmation sleeps, and a fit
-    # starting or ending in another thread should not wait for it.
+    # The load is read outside the lock: a confirmed reading takes 7 ms, and
+    # a fit starting or ending in another thread should not wait for it.
     wanted = min(ceiling, idle_cores(confirm=False))
     if wanted < current:
         # Only a reading that would take a thread away is confirmed: a fit
