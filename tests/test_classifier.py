@@ -416,6 +416,69 @@ def test_reconstruction_weight_and_noise_change_the_fit(digits):
         assert not np.allclose(tiny(**params).fit(X, y_semi).predict_proba(X), base)
 
 
+def _phase_objectives(monkeypatch):
+    """(weight, corrupt_inputs) of every all-layer phase a fit runs."""
+    seen = []
+    run_phase = _classifier._BaseSupervisedAutoencoder._run_phase
+
+    def spy(self, module, objective, *args, **kwargs):
+        if objective.pretraining is not None:
+            seen.append((objective.weight, objective.corrupt_inputs))
+        return run_phase(self, module, objective, *args, **kwargs)
+
+    monkeypatch.setattr(_classifier._BaseSupervisedAutoencoder, "_run_phase", spy)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "n_labeled, params, last_phases",
+    [
+        # Every row labeled: the regularized phase, then the polish.
+        (300, {}, [(1.0, True), (0.0, False)]),
+        # Half the rows: one pseudo-label round, then the polish.
+        (150, {}, [(1.0, True), (1.0, True), (0.0, False)]),
+        # Few labels: the regularizers stay to the end ("auto")...
+        (100, {}, [(1.0, True), (1.0, True)]),
+        # ...unless asked for; and never with polish=False.
+        (100, {"polish": True}, [(1.0, True), (1.0, True), (0.0, False)]),
+        (300, {"polish": False}, [(1.0, True)]),
+        # No regularizer to take away: no second, identical phase.
+        (
+            300,
+            {"reconstruction_weight": 0.0, "fine_tune_noise": False},
+            [(0.0, False)],
+        ),
+    ],
+)
+def test_fine_tuning_ends_without_regularizers_when_most_rows_are_labeled(
+    digits, monkeypatch, n_labeled, params, last_phases
+):
+    X, y, _ = digits
+    y_semi = np.where(np.arange(300) < n_labeled, y, -1)
+    seen = _phase_objectives(monkeypatch)
+    clf = tiny(**params).fit(X, y_semi)
+    assert seen == last_phases
+    assert clf.n_iter_ == len(clf.loss_curve_)
+
+
+def test_polish_fits_the_labeled_rows_better(digits):
+    X, y, _ = digits
+    params = {"max_iter": 30, "learning_rate": 1e-2}
+    without = tiny(polish=False, **params).fit(X, y)
+    polished = tiny(**params).fit(X, y)
+    assert polished.n_iter_ > without.n_iter_
+    assert polished.score(X, y) > without.score(X, y)
+
+
+def test_the_regressor_does_not_polish_by_default(monkeypatch):
+    assert AutoencoderRegressor().polish is False
+    rng = np.random.RandomState(0)
+    X = rng.rand(60, 8)
+    seen = _phase_objectives(monkeypatch)
+    tiny(AutoencoderRegressor).fit(X, X @ rng.rand(8))
+    assert seen == [(1.0, False)]
+
+
 # -------------------------------------------------------------- regressor
 def test_regressor_learns_with_nan_as_unlabeled():
     rng = np.random.RandomState(0)
