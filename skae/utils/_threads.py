@@ -37,8 +37,8 @@ import torch
 PARALLEL_MIN_WORK = 2**22
 
 #: Seconds between two readings of the load during a fit that follows it. A
-#: reading costs a tenth of a millisecond where a core is idle, about 2 ms
-#: where none is (samples over ``LOAD_SAMPLE_SECONDS``).
+#: reading costs about 0.5 ms where a core is idle, 2-2.5 ms where none is
+#: (samples over ``LOAD_SAMPLE_SECONDS``; bench_threads.py --readings).
 LOAD_RECHECK_SECONDS = 1.0
 
 #: One reading of the load samples it over this many seconds (ending at the
