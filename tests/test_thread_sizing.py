@@ -288,9 +288,9 @@ def test_a_shared_setting_is_not_resized(three_threads, monkeypatch):
 def test_the_load_is_read_without_holding_the_shared_setting(
     three_threads, monkeypatch
 ):
-    # The reading sleeps to confirm itself: a call starting in another
-    # thread meanwhile must not wait for it, and once it has started the
-    # setting is shared, so the reading is not applied.
+    # A confirmed reading samples for milliseconds: a call starting in
+    # another thread meanwhile must not wait for it, and once it has started
+    # the setting is shared, so the reading is not applied.
     _load_sequence(monkeypatch, [0])  # quiet at the start: three threads
     held = []
 
@@ -306,7 +306,7 @@ def test_the_load_is_read_without_holding_the_shared_setting(
         _threads.follow_the_load()
         _threads._SETTING.users -= 1
         assert torch.get_num_threads() == 3
-    assert held == [False, False, False]  # a sample, then a confirmed one
+    assert held == [False, False, False]  # a reading, then a confirmed one (two)
 
 
 def test_training_epochs_follow_the_load(three_threads, monkeypatch):
