@@ -48,6 +48,16 @@ wall and of process-CPU time; "same last loss" checks that the two loops
 computed the same thing (bit-identical last epoch loss).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_training.py --small --repeats 5
+
+``--small --instructions`` counts instead of timing: the instructions each side
+executes (valgrind's callgrind, see ``_instructions.py``), which do not move
+with the machine's load as the timed medians do. Each side runs in its own
+process under valgrind, twice, for two lengths of about 160 and 480 steps;
+the difference gives the instructions per epoch, the rest the fixed cost of a
+fit (building the net, the first reading of the load), and the table
+extrapolates both to the member's whole fit. Takes about ten minutes.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_training.py --small --instructions
 """
 
 import argparse
@@ -534,6 +544,101 @@ def _time_detector(X):
     return seconds
 
 
+#: Steps of the longer of the two counted fits of each side (the shorter
+#: one runs a third of them): enough for the per-epoch cost to dominate.
+COUNTED_STEPS = 480
+
+
+def count_small_child(side, n_rows, epochs):
+    """Under valgrind: one fit of ``side`` ("skae" or "plain") for ``epochs``
+    epochs, counted from its start to its end (after a short warm-up fit of
+    both sides, so that neither pays for loading code the other loaded)."""
+    import _instructions
+
+    torch.set_num_threads(1)
+    _, make_member, S = _small_member(n_rows, SMALL_FEATURES)
+    start = _small_start(make_member, S)
+
+    def member(n_epochs):
+        return lambda: make_member().set_params(max_iter=n_epochs)
+
+    _time_small_skae(member(2), S)
+    _time_small_plain(member(2), S, start)
+    _instructions.start()
+    if side == "skae":
+        result = _time_small_skae(member(epochs), S)
+    else:
+        result = _time_small_plain(member(epochs), S, start)
+    _instructions.stop()
+    print(f"epochs {result[2]} last loss {result[3]!r}")
+
+
+def run_small_instructions(args):
+    """Instructions per epoch and per whole member fit, skae against the
+    hand-written loop, from two counted lengths of each."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    import _instructions
+
+    print(
+        f"# small data, instruction counts (valgrind callgrind): "
+        f"AutoencoderEnsemble member vs a hand-written loop, {SMALL_FEATURES} "
+        f"features, one thread; {machine_line()}"
+    )
+    lacking = _instructions.missing()
+    if lacking:
+        print(f"# SKIPPED: cannot count instructions here: {lacking}")
+        return
+    plan = []
+    for n_rows in args.small_rows:
+        ens, make_member, S = _small_member(n_rows, SMALL_FEATURES)
+        member = make_member()
+        steps_per_epoch = math.ceil(n_rows / min(member.batch_size, n_rows))
+        longer = max(3, COUNTED_STEPS // steps_per_epoch)
+        lengths = (longer // 3, longer)
+        plan.append((n_rows, member.max_iter, steps_per_epoch, lengths))
+    script = str(Path(__file__).resolve())
+    with tempfile.TemporaryDirectory() as tmp:
+        library = _instructions.build_library(tmp)
+        jobs = {}
+        # Two at a time: the counts do not depend on what else runs.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for n_rows, _, _, lengths in plan:
+                for side in ("skae", "plain"):
+                    for epochs in lengths:
+                        argv = [sys.executable, script, "--count-small", side]
+                        argv += [str(n_rows), str(epochs)]
+                        jobs[n_rows, side, epochs] = pool.submit(
+                            _instructions.count, argv, library
+                        )
+            counts = {key: job.result() for key, job in jobs.items()}
+    rows = []
+    for n_rows, full_epochs, steps_per_epoch, (short, longer) in plan:
+        per_epoch, fixed = {}, {}
+        for side in ("skae", "plain"):
+            a, b = counts[n_rows, side, short], counts[n_rows, side, longer]
+            per_epoch[side] = (b - a) / (longer - short)
+            fixed[side] = a - short * per_epoch[side]
+        whole = {s: fixed[s] + full_epochs * per_epoch[s] for s in per_epoch}
+        rows.append(
+            {
+                "rows": n_rows,
+                "steps per epoch": steps_per_epoch,
+                "epochs of a fit": full_epochs,
+                "skae k instr/epoch": per_epoch["skae"] / 1e3,
+                "plain k instr/epoch": per_epoch["plain"] / 1e3,
+                "per-epoch ratio": per_epoch["skae"] / per_epoch["plain"],
+                "skae fixed M instr": fixed["skae"] / 1e6,
+                "plain fixed M instr": fixed["plain"] / 1e6,
+                "whole-fit ratio": whole["skae"] / whole["plain"],
+                "<= 1.1": "yes" if whole["skae"] / whole["plain"] <= 1.1 else "NO",
+            }
+        )
+    print_table(rows, list(rows[0]))
+    print(f"# counted lengths (epochs): {[p[3] for p in plan]}")
+
+
 def run_small(args):
     from sklearn.datasets import load_wine
 
@@ -641,7 +746,21 @@ def main():
     parser.add_argument(
         "--skip-detector", action="store_true", help="--small: no wine fit"
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="--small: count instructions under valgrind instead of timing",
+    )
+    # Internal: the process counted under valgrind (side, rows, epochs).
+    parser.add_argument("--count-small", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.count_small:
+        side, n_rows, epochs = args.count_small
+        count_small_child(side, int(n_rows), int(epochs))
+        return
+    if args.small and args.instructions:
+        run_small_instructions(args)
+        return
     if args.small:
         run_small(args)
         return

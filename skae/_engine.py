@@ -77,6 +77,7 @@ class FastNet(NeuralNet):
         self.epoch_offset = epoch_offset
         self._mode_set = None
         self._listeners = (None, {})
+        self._batch_listeners = (False, False)
         # The loss of the latest training epoch's first step, in a holder
         # set in place: skorch's ``__setattr__`` costs microseconds a call.
         self._first_step_loss = [None]
@@ -96,15 +97,31 @@ class FastNet(NeuralNet):
         events = {"dataset_train": train, "dataset_valid": valid}
         iterator_train = self.get_iterator(train, training=True)
         iterator_valid = None if valid is None else self.get_iterator(valid)
+        # The callbacks are fixed for the call: their handlers are looked up
+        # once, not at every epoch (an epoch can be a single step).
+        epoch_begin = [self.on_epoch_begin, *self._handlers("on_epoch_begin")]
+        epoch_end = [self.on_epoch_end, *self._handlers("on_epoch_end")]
+        self._batch_listeners = (
+            bool(self._handlers("on_batch_begin")),
+            bool(self._handlers("on_batch_end")),
+        )
         for _ in range(epochs):
-            self.notify("on_epoch_begin", **events)
+            for handler in epoch_begin:
+                handler(self, **events)
             self.run_single_epoch(iterator_train, True, "train", self.train_step)
             if iterator_valid is not None:
                 self.run_single_epoch(
                     iterator_valid, False, "valid", self.validation_step
                 )
-            self.notify("on_epoch_end", **events)
+            for handler in epoch_end:
+                handler(self, **events)
         return self
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        # skorch's row (an empty batch list and the epoch's number from 1),
+        # appended without its generic ``record``.
+        history = self.history
+        list.append(history, {"batches": [], "epoch": len(history) + 1})
 
     def initialize_history(self):
         if self.history_ is None or type(self.history_) is History:
@@ -188,14 +205,16 @@ class FastNet(NeuralNet):
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
-        loss = self.criterion_(self.module_, batch, training=True)
+        # ``forward`` directly: objectives carry no hooks, and the module
+        # call's hook dispatch is a visible share of a small model's step.
+        loss = self.criterion_.forward(self.module_, batch, training=True)
         loss.backward()
         return {"loss": loss, "y_pred": None}
 
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
         with torch.no_grad():
-            loss = self.criterion_(self.module_, batch, training=False)
+            loss = self.criterion_.forward(self.module_, batch, training=False)
         return {"loss": loss, "y_pred": None}
 
     def _set_training(self, training=True):
@@ -213,16 +232,16 @@ class FastNet(NeuralNet):
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
+        row = self.history[-1]
         if training:
             # The history already holds this epoch's row: epochs count from 1.
             self.criterion_.begin_epoch(self.epoch_offset + len(self.history))
-        total = torch.zeros((), device=self.device)
+        total = None
         n_seen = 0
-        # Batch events go out only where a callback listens: on a small
-        # data set an epoch is one step, and two dispatches per step are a
-        # visible share of it.
-        begin = bool(self._handlers("on_batch_begin"))
-        end = bool(self._handlers("on_batch_end"))
+        # Batch events go out only where a callback listens (looked up at
+        # the start of the call): on a small data set an epoch is one step,
+        # and two dispatches per step are a visible share of it.
+        begin, end = self._batch_listeners
         for batch in iterator:
             if training:
                 # One clock read per step; the load itself at most once a
@@ -233,19 +252,26 @@ class FastNet(NeuralNet):
                 self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             loss = step["loss"].detach()
-            if training and not n_seen:
-                # The loss at the weights the epoch starts from (read by
-                # TrainingMonitor once per phase, without a sync per epoch).
-                self._first_step_loss[0] = loss
             n = len(batch)
-            total.add_(loss, alpha=n)  # one kernel, no temporary
+            if total is None:
+                if training:
+                    # The loss at the weights the epoch starts from (read by
+                    # TrainingMonitor once per phase, without a sync per
+                    # epoch).
+                    self._first_step_loss[0] = loss
+                # The sum starts as the first batch's share: one kernel, and
+                # the same value as adding it to a zero.
+                total = loss * n
+            else:
+                total.add_(loss, alpha=n)  # one kernel, no temporary
             n_seen += n
             if end:
                 self.notify("on_batch_end", batch=batch, training=training, **step)
-        self.history.record(prefix + "_loss", self.epoch_mean_loss(total, n_seen))
+        if total is None:
+            total = torch.zeros((), device=self.device)
+        row[prefix + "_loss"] = self.epoch_mean_loss(total, n_seen)
         if training:
-            for key, value in self.criterion_.epoch_statistics().items():
-                self.history.record(key, value)
+            row.update(self.criterion_.epoch_statistics())
 
     def epoch_mean_loss(self, total, n_seen):
         """The epoch's mean loss from its on-device sum: one host
@@ -360,14 +386,18 @@ class _Weights:
 
     def finite(self):
         """Whether every parameter is finite: one host synchronisation per
-        dtype, or per tensor of a large model (two when a sum overflows)."""
-        groups = self.groups if self.buffers is None else [[self._stage()]]
-        for group in groups:
+        dtype, or per tensor of a large model (two when a sum overflows).
+
+        A finite sum has finite terms only (a NaN or an infinity never leaves
+        a sum); a sum that is not finite may be an overflow of finite terms:
+        then every term is checked.
+        """
+        if self.buffers is not None:
+            flat = self._stage()
+            return math.isfinite(flat.sum().item()) or bool(flat.isfinite().all())
+        for group in self.groups:
             flat = torch.cat(group) if len(group) > 1 else group[0]
             if flat.is_complex() or not math.isfinite(flat.sum().item()):
-                # A finite sum has finite terms only (a NaN or an infinity
-                # never leaves a sum); a sum that is not finite may be an
-                # overflow of finite terms: then every term is checked.
                 if not bool(flat.isfinite().all()):
                     return False
         return True
@@ -498,7 +528,8 @@ class TrainingMonitor(Callback):
             # can blow up the first epoch).
             first = getattr(net, "first_step_loss_", None)
             self.initial_loss_ = None if first is None else float(first)
-        train_loss = net.history[-1, "train_loss"]
+        row = net.history[-1]
+        train_loss = row["train_loss"]
         if not (math.isfinite(train_loss) and self.weights_.finite()):
             self.stop_reason_ = "diverged"
             raise KeyboardInterrupt
@@ -512,7 +543,7 @@ class TrainingMonitor(Callback):
             self.stop_reason_ = "diverged"
             raise KeyboardInterrupt
         self.best_train_ = min(self.best_train_, train_loss)
-        score = net.history[-1, self.monitor]
+        score = row[self.monitor]
         if score < self.best_score_ - self.tol * self._tol_scale():
             self.misses_ = 0
         else:

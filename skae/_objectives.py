@@ -17,8 +17,6 @@ the net's history, so callbacks read statistics from the history instead of
 reaching into the objective.
 """
 
-import contextlib
-
 import torch
 
 from skae._losses import mean_reconstruction_loss
@@ -70,15 +68,19 @@ class ReconstructionObjective(torch.nn.Module):
 
     def forward(self, module, x, training=True):
         x_in = self.corrupt(x) if training else x
+        if not self.needs_input_grad(module):
+            return self._loss(module, x, x_in, training)
         # A Jacobian penalty needs a graph from the input to the code, also
         # when validating under no_grad.
-        input_grad = self.needs_input_grad(module)
-        with torch.enable_grad() if input_grad else contextlib.nullcontext():
-            if input_grad and not x_in.requires_grad:
+        with torch.enable_grad():
+            if not x_in.requires_grad:
                 x_in = x_in.detach().requires_grad_(True)
-            code = module.encode(x_in)
-            if training:
-                self.observe(code.detach())
-            value = mean_reconstruction_loss(module.decode(code), x, self.loss)
-            extra = self.penalty(code, x_in, module)
-            return value if extra is None else value + extra
+            return self._loss(module, x, x_in, training)
+
+    def _loss(self, module, x, x_in, training):
+        code = module.encode(x_in)
+        if training:
+            self.observe(code.detach())
+        value = mean_reconstruction_loss(module.decode(code), x, self.loss)
+        extra = self.penalty(code, x_in, module)
+        return value if extra is None else value + extra

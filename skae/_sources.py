@@ -185,7 +185,9 @@ class TensorRows:
         return self.X[start:stop]
 
     def batches(self, batch_size, shuffle=False, generator=None):
-        return _Pass(self._iter_batches, len(self), batch_size, shuffle, generator)
+        one = len(self) <= batch_size
+        iterate = self._one_batch if one else self._iter_batches
+        return _Pass(iterate, len(self), batch_size, shuffle, generator)
 
     def _iter_batches(self, batch_size, shuffle, generator):
         X = self.X
@@ -198,6 +200,15 @@ class TensorRows:
         order = torch.randperm(len(X), generator=generator).to(X.device)
         for start in range(0, len(X), batch_size):
             yield X.index_select(0, order[start : start + batch_size])
+
+    def _one_batch(self, batch_size, shuffle, generator):
+        """The pass of rows that fit in one batch, without a generator: on
+        small data an epoch is this one step."""
+        X = self.X
+        if not shuffle:
+            return iter((X,))
+        order = torch.randperm(len(X), generator=generator).to(X.device)
+        return iter((X.index_select(0, order),))
 
     def split(self, n_valid, generator):
         """A random held-out part of ``n_valid`` rows and the rest."""
