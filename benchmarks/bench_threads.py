@@ -6,7 +6,9 @@ the default ``AutoencoderTransformer`` on digits (64 features), the default on a
 (784-1000-500-250-30). Each runs with ``n_jobs=1``, ``n_jobs=-1`` (every core,
 torch's usual default) and ``n_jobs=None`` (sized by skae), on a quiet machine
 and on a busy one (one CPU-bound process per core started beside it), several
-rounds interleaved; the table gives medians and the ratio of skae's choice to
+rounds interleaved, each round in another of the six orders of the three
+settings (fits under half a second get five times the rounds); the table
+gives medians and the ratio of skae's choice to
 the better of the other two (target: <= 1.0, within noise), and the thread
 counts skae set in each of its rounds ("2>1": two at the call, one from a
 later reading of the load): where skae ran the configuration of one of the
@@ -41,6 +43,7 @@ Run: ``python benchmarks/bench_threads.py [--rounds 3] [--epochs 2]
 """
 
 import argparse
+import itertools
 import math
 import multiprocessing
 import statistics
@@ -160,20 +163,31 @@ def tally(summaries):
 SETTINGS = {"1 thread": 1, "all cores": -1, "skae (n_jobs=None)": None}
 
 
+#: A fit shorter than this (seconds, the warm-up fit) is compared over
+#: ``SHORT_FIT_ROUNDS`` times the rounds: beside busy processes, the medians
+#: of 0.1-s fits move by a third between runs of a few rounds.
+SHORT_FIT_SECONDS = 0.5
+SHORT_FIT_ROUNDS = 5
+
+
 def compare_settings(rounds, fit):
     """``fit(n_jobs)`` (returning seconds) for every setting, ``rounds``
-    interleaved rounds in rotating order: the row of medians, skae's ratio to
-    the better of the other two, and the thread sequences skae set."""
-    fit(1)  # warm-up, not timed: the first fit of a process pays for loading
+    interleaved rounds (more for short fits), each in another order of
+    the settings: the row of medians, skae's ratio to the better of the
+    other two, and the thread sequences skae set."""
+    # Warm-up, not timed: the first fit of a process pays for loading.
+    if fit(1) < SHORT_FIT_SECONDS:
+        rounds *= SHORT_FIT_ROUNDS
     times = {label: [] for label in SETTINGS}
     chosen = []
-    order = list(SETTINGS.items())
+    # The rounds go through every order of the settings: a fit that follows
+    # the "all cores" one on a busy machine starts under other conditions
+    # (its worker threads still finishing), and no setting should always
+    # take that place. A rotation of one order would not do it: it keeps
+    # every setting's successor (skae's column always followed "all cores").
+    orders = list(itertools.permutations(SETTINGS.items()))
     for round_ in range(rounds):
-        # Each round starts with another setting: a fit that follows the
-        # "all cores" one on a busy machine starts under other conditions,
-        # and no setting should always take that place.
-        shift = round_ % len(order)
-        for label, n_jobs in order[shift:] + order[:shift]:
+        for label, n_jobs in orders[round_ % len(orders)]:
             with ThreadLog() as log:
                 times[label].append(fit(n_jobs))
             if n_jobs is None:
@@ -184,6 +198,7 @@ def compare_settings(rounds, fit):
     best_other = min(medians["1 thread"], medians["all cores"])
     row["skae / better of the others"] = medians["skae (n_jobs=None)"] / best_other
     row["skae's threads per round"] = tally(chosen)
+    row["rounds"] = rounds
     return row
 
 
@@ -387,7 +402,10 @@ def main():
         finally:
             stop_burners(burners)
     print_table(rows, list(rows[0]))
-    print(f"# medians of {args.rounds} interleaved rounds")
+    print(
+        f"# medians of {args.rounds} interleaved rounds ({SHORT_FIT_ROUNDS}x as "
+        f"many for fits under {SHORT_FIT_SECONDS} s), every order of the settings"
+    )
 
 
 if __name__ == "__main__":

@@ -158,6 +158,7 @@ def _load_sequence(monkeypatch, others):
     monkeypatch.setattr(_threads, "available_cores", lambda: 4)
     monkeypatch.setattr(_threads, "other_running_threads", reading)
     monkeypatch.setattr(_threads, "LOAD_RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(_threads, "LOAD_RECHECK_PARALLEL_SECONDS", 0.0)
     monkeypatch.setattr(_threads, "LOAD_RECHECK_FIRST_SECONDS", 0.0)
     monkeypatch.setattr(_threads, "LOAD_CONFIRM_SECONDS", 0.0)
     return readings
@@ -237,8 +238,12 @@ class _Clock:
         # Busy at the call: re-read soon, then twice as long each time, up to
         # once a second (times in binary fractions: exact sums).
         (7, [0.125, 0.375, 0.875, 1.875, 2.875]),
-        # Quiet at the call: once a second.
-        (0, [1.0, 2.0]),
+        # Quiet at the call: on every core, every half second here (a fit
+        # on more than one thread loses most when a neighbour starts).
+        (0, [0.5, 1.0, 1.5, 2.0, 2.5]),
+        # Held back to two of three threads: soon, then doubling up to the
+        # wait of a fit on more than one thread.
+        (2, [0.125, 0.375, 0.875, 1.375, 1.875, 2.375, 2.875]),
     ],
 )
 def test_a_fit_held_back_by_the_load_reads_it_again_sooner(
@@ -246,6 +251,7 @@ def test_a_fit_held_back_by_the_load_reads_it_again_sooner(
 ):
     readings = _load_sequence(monkeypatch, [others])
     monkeypatch.setattr(_threads, "LOAD_RECHECK_SECONDS", 1.0)
+    monkeypatch.setattr(_threads, "LOAD_RECHECK_PARALLEL_SECONDS", 0.5)
     monkeypatch.setattr(_threads, "LOAD_RECHECK_FIRST_SECONDS", 0.125)
     clock = _Clock()
     monkeypatch.setattr(_threads, "time", clock)

@@ -14,7 +14,7 @@ duration of a call and restores the caller's setting afterwards (as
 :func:`threads_sized_to` does both, and while a fit whose count was chosen by
 the load runs, :func:`follow_the_load` (called between steps) reads the load
 again: a process that starts computing beside a fit takes its core back
-within about a second instead of slowing every remaining step. A reading that
+within a quarter of a second instead of slowing every remaining step. A reading that
 would cost a thread is confirmed by a few milliseconds more of sampling
 (``LOAD_CONFIRM_SECONDS``): a burst of runnable threads is not a busy core.
 Readings spin between their samples instead of sleeping: on a machine whose
@@ -36,10 +36,18 @@ import torch
 #: thread is as fast, and far faster where other processes keep cores busy.
 PARALLEL_MIN_WORK = 2**22
 
-#: Seconds between two readings of the load during a fit that follows it. A
-#: reading costs about 0.5 ms where a core is idle, 2-2.5 ms where none is
-#: (samples over ``LOAD_SAMPLE_SECONDS``; bench_threads.py --readings).
+#: Seconds between two readings of the load during a fit that follows it and
+#: runs on one thread. A reading costs about 0.5 ms where a core is idle,
+#: 2-2.5 ms where none is (samples over ``LOAD_SAMPLE_SECONDS``;
+#: bench_threads.py --readings).
 LOAD_RECHECK_SECONDS = 1.0
+
+#: The same while the fit runs on more than one thread. Wrong there, a fit
+#: loses far more: beside one CPU-bound process per core, two threads ran the
+#: default MNIST model 3x slower than one, while one thread where two cores
+#: are idle runs it 1.3x slower. A second reading a second, 0.5 ms on an
+#: idle machine, is 0.2% of the fit.
+LOAD_RECHECK_PARALLEL_SECONDS = 0.25
 
 #: One reading of the load samples it over this many seconds (ending at the
 #: first sample that finds no other thread running): one thread waking for
@@ -81,13 +89,18 @@ _SETTING = _SharedSetting()
 _LOAD_READ_AT = threading.local()
 
 
-def _next_wait(wait, held_back):
-    """The wait before the next reading: doubling from
-    ``LOAD_RECHECK_FIRST_SECONDS`` while the load holds the fit below its
-    ceiling, ``LOAD_RECHECK_SECONDS`` once it does not."""
+def _longest_wait(threads):
+    """The longest wait between two readings of a fit on ``threads``."""
+    return LOAD_RECHECK_PARALLEL_SECONDS if threads > 1 else LOAD_RECHECK_SECONDS
+
+
+def _next_wait(wait, held_back, threads):
+    """The wait before the next reading of a fit now on ``threads``: doubling
+    from ``LOAD_RECHECK_FIRST_SECONDS`` while the load holds the fit below its
+    ceiling, the longest (:func:`_longest_wait`) once it does not."""
     if not held_back:
-        return LOAD_RECHECK_SECONDS
-    return min(2 * wait, LOAD_RECHECK_SECONDS)
+        return _longest_wait(threads)
+    return min(2 * wait, _longest_wait(threads))
 
 
 def available_cores():
@@ -275,7 +288,10 @@ def threads_sized_to(work, device, n_jobs=None, min_work=None):
         state = None
         if follows_load:
             held_back = n_threads < ceiling
-            wait = LOAD_RECHECK_FIRST_SECONDS if held_back else LOAD_RECHECK_SECONDS
+            if held_back:
+                wait = min(LOAD_RECHECK_FIRST_SECONDS, _longest_wait(n_threads))
+            else:
+                wait = _longest_wait(n_threads)
             state = (time.monotonic() + wait, wait)
         _LOAD_READ_AT.state = state
         try:
@@ -286,7 +302,8 @@ def threads_sized_to(work, device, n_jobs=None, min_work=None):
 
 def follow_the_load():
     """Between steps: re-size the running fit's threads to the idle cores,
-    at most once every ``LOAD_RECHECK_SECONDS`` (one clock read otherwise;
+    at most once every ``LOAD_RECHECK_SECONDS`` on one thread and every
+    ``LOAD_RECHECK_PARALLEL_SECONDS`` on more (one clock read otherwise;
     sooner while the load holds the fit below its ceiling, see
     ``LOAD_RECHECK_FIRST_SECONDS``).
 
@@ -322,5 +339,5 @@ def follow_the_load():
         # shared and stays as it is.
         if _SETTING.users == 1 and wanted != torch.get_num_threads():
             torch.set_num_threads(wanted)
-    wait = _next_wait(wait, held_back=wanted < ceiling)
+    wait = _next_wait(wait, held_back=wanted < ceiling, threads=wanted)
     _LOAD_READ_AT.state = (time.monotonic() + wait, wait)
