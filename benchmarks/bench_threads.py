@@ -175,7 +175,9 @@ def compare_settings(rounds, fit):
     interleaved rounds (more for short fits), each in another order of
     the settings: the row of medians, skae's ratio to the better of the
     other two, and the thread sequences skae set."""
-    # Warm-up, not timed: the first fit of a process pays for loading.
+    # Warm-up, not timed: the first fit of a process pays for loading; the
+    # second tells how long a fit takes.
+    fit(1)
     if fit(1) < SHORT_FIT_SECONDS:
         rounds *= SHORT_FIT_ROUNDS
     times = {label: [] for label in SETTINGS}

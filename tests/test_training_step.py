@@ -154,3 +154,23 @@ def test_sparsity_objective_records_firing_only_when_asked(track):
     assert ("fired_units" in statistics) is track
     if track:
         assert statistics["fired_units"].shape == (3,)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_pass_in_one_batch_gives_the_rows_the_general_pass_gives(shuffle):
+    # Rows that fit in one batch take a path without a generator (an epoch
+    # of a small data set is this one step): same rows, same order, same
+    # draws from the generator.
+    rows = TensorRows(torch.randn(7, 3, generator=torch.Generator().manual_seed(0)))
+    one = list(rows.batches(8, shuffle, torch.Generator().manual_seed(1)))
+    general = list(rows._iter_batches(8, shuffle, torch.Generator().manual_seed(1)))
+    assert len(one) == len(general) == 1
+    assert torch.equal(one[0], general[0])
+    if shuffle:
+        assert not torch.equal(one[0], rows.X)  # the rows were shuffled
+    # A pass can be iterated again, each time with the generator's next draw.
+    generator = torch.Generator().manual_seed(1)
+    passes = rows.batches(7, shuffle, generator)
+    first, second = list(passes), list(passes)
+    assert torch.equal(first[0], one[0])
+    assert torch.equal(second[0], first[0]) is not shuffle
