@@ -44,9 +44,9 @@ LOAD_RECHECK_SECONDS = 1.0
 
 #: The same while the fit runs on more than one thread. Wrong there, a fit
 #: loses far more: beside one CPU-bound process per core, two threads ran the
-#: default MNIST model 3x slower than one, while one thread where two cores
-#: are idle runs it 1.3x slower. A second reading a second, 0.5 ms on an
-#: idle machine, is 0.2% of the fit.
+#: default MNIST model 2.7-5x slower than one, while one thread where two
+#: cores are idle ran it 1.3-1.4x slower (bench_threads.py). Four readings a
+#: second, 0.5 ms each on an idle machine, are 0.2% of the fit.
 LOAD_RECHECK_PARALLEL_SECONDS = 0.25
 
 #: One reading of the load samples it over this many seconds (ending at the
