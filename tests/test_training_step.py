@@ -1,6 +1,7 @@
 """The engine's lean training step computes what skorch's generic one does."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -174,3 +175,15 @@ def test_a_pass_in_one_batch_gives_the_rows_the_general_pass_gives(shuffle):
     first, second = list(passes), list(passes)
     assert torch.equal(first[0], one[0])
     assert torch.equal(second[0], first[0]) is not shuffle
+
+
+def test_history_rows_number_the_epochs_across_calls():
+    # The net appends skorch's row itself (an empty batch list and the
+    # epoch's number from 1): a second call goes on counting.
+    torch.manual_seed(0)
+    rows = TensorRows(torch.randn(40, 6, generator=torch.Generator().manual_seed(2)))
+    net = _train(MLPAutoencoder(6, 2, (5,)), rows, [])
+    _engine.run_epochs(net, rows, None, 2)
+    assert net.history[:, "epoch"] == [1, 2, 3, 4, 5]
+    assert all(row["batches"] == [] for row in net.history)
+    assert all(math.isfinite(loss) for loss in net.history[:, "train_loss"])
