@@ -77,6 +77,11 @@ ROUNDS_DEFAULT = 1
 #: Most epochs of a pseudo-labeling round (passes over every row, not only the
 #: labeled: it starts from a fine-tuned network, and its rows are many).
 PSEUDO_LABEL_EPOCHS = 10
+#: How a phase's ending ranks when two phases' endings are reported as one:
+#: the fit warns about the worst (a phase that never converged is worse than
+#: one that did, a failure worse than either).
+_SEVERITY = {"converged": 0, None: 1, "degraded": 2, "diverged": 3, "interrupted": 4}
+
 #: ``polish="auto"`` polishes from this share of labeled rows up (issue 18,
 #: round 6 in benchmarks/RESULTS.md: chosen with every row or half of them
 #: labeled; the few-label settings keep their regularizers to the end).
@@ -748,8 +753,9 @@ class _BaseSupervisedAutoencoder(BaseEstimator):
                 monitor,
                 phase + 1,
             )
-            if reason in (None, "converged") and result.reason != "converged":
-                reason = result.reason
+            # The polish's failure is the news (a divergence or an interrupt
+            # after a degraded phase 1 must not be reported as degradation).
+            reason = max(reason, result.reason, key=_SEVERITY.get)
         return reason
 
     def _pseudo_label_rounds(self, labeled):

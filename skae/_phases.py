@@ -26,6 +26,7 @@ class PhaseResult:
     """What a phase trained: one history row per epoch, and why it stopped.
 
     ``reason`` is None when every epoch ran, else ``"converged"``,
+    ``"degraded"`` (every epoch ran, but the last ended far above the best),
     ``"diverged"`` or ``"interrupted"``. ``pretraining`` marks epochs that did
     not train the whole network.
     """

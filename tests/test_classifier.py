@@ -470,6 +470,38 @@ def test_polish_fits_the_labeled_rows_better(digits):
     assert polished.score(X, y) > without.score(X, y)
 
 
+@pytest.mark.parametrize(
+    "first, polish, warned",
+    [
+        ("degraded", "diverged", "diverged"),
+        ("degraded", "interrupted", "interrupted by user"),
+        ("degraded", "converged", "far above its best"),
+        (None, "converged", "not converged"),
+        ("converged", None, "not converged"),
+    ],
+)
+def test_a_fit_warns_about_the_worse_of_its_phase_and_its_polish(
+    digits, monkeypatch, first, polish, warned
+):
+    X, y, _ = digits
+    run_phase = _classifier._BaseSupervisedAutoencoder._run_phase
+
+    def ending_as_told(self, module, objective, *args, **kwargs):
+        result = run_phase(self, module, objective, *args, **kwargs)
+        if objective.pretraining is not None:  # phase 1, then the polish
+            result.reason = first if objective.weight > 0 else polish
+        return result
+
+    monkeypatch.setattr(
+        _classifier._BaseSupervisedAutoencoder, "_run_phase", ending_as_told
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tiny().fit(X, y)
+    messages = [str(w.message) for w in caught if "fine-tuning" in str(w.message)]
+    assert len(messages) == 1 and warned in messages[0], messages
+
+
 def test_the_regressor_does_not_polish_by_default(monkeypatch):
     assert AutoencoderRegressor().polish is False
     rng = np.random.RandomState(0)
