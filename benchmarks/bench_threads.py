@@ -39,7 +39,8 @@ beside one and two CPU-bound processes: how many readings see every core idle,
 and what a reading costs.
 
 Run: ``python benchmarks/bench_threads.py [--rounds 3] [--epochs 2]
-[--mid-fit-epochs 60] [--sweep] [--dictionary] [--readings 3000]``
+[--mid-fit-epochs 60] [--sweep] [--dictionary] [--readings 3000]``;
+``--loads quiet --models MNIST`` reruns one row with more ``--rounds``.
 """
 
 import argparse
@@ -351,6 +352,9 @@ def load_readings(n, cores):
     print_table(rows, list(rows[0]))
 
 
+LOADS = ("quiet", "busy", "busy from 1 s")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -359,6 +363,19 @@ def main():
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--dictionary", action="store_true")
     parser.add_argument("--readings", type=int, default=0)
+    parser.add_argument(
+        "--loads",
+        nargs="+",
+        choices=LOADS,
+        default=list(LOADS),
+        help="which machine states to run (default: all three)",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        help="which models to run, by the start of their name (default: all)",
+    )
     args = parser.parse_args()
     cores = available_cores()
     torch.set_num_threads(cores)  # torch's usual default: one per core
@@ -377,7 +394,7 @@ def main():
         load_readings(args.readings, cores)
         return
     rows = []
-    for load in ("quiet", "busy", "busy from 1 s"):
+    for load in args.loads:
         burners = start_burners(cores) if load == "busy" else []
         mid_fit = load == "busy from 1 s"
         epochs = args.mid_fit_epochs if mid_fit else args.epochs
@@ -385,6 +402,8 @@ def main():
         try:
             for name, X, params in models():
                 if mid_fit and name != "MNIST 5k, default":
+                    continue
+                if args.models and not any(name.startswith(m) for m in args.models):
                     continue
                 row = {"machine": load, "model": name}
                 row.update(

@@ -49,6 +49,13 @@ computed the same thing (bit-identical last epoch loss).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_training.py --small --repeats 5
 
+``--small --processes P`` runs that in P fresh processes, one after the other,
+and reports the median and range of their ratios: on a shared machine one
+process's ratio moves by 10-20% with where its code landed in memory, which
+more repeats within that process do not average out.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_training.py --small --processes 7
+
 ``--small --instructions`` counts instead of timing: the instructions each side
 executes (valgrind's callgrind, see ``_instructions.py``), which do not move
 with the machine's load as the timed medians do. Each side runs in its own
@@ -62,6 +69,7 @@ extrapolates both to the member's whole fit. Takes about ten minutes.
 
 import argparse
 import copy
+import json
 import math
 import statistics
 import sys
@@ -702,6 +710,8 @@ def run_small(args):
                 "same last loss": "yes" if skae_loss == plain_loss else "no",
             }
         )
+    if args.small_json:
+        Path(args.small_json).write_text(json.dumps(rows))
     print_table(rows, list(rows[0]))
     if detector:
         print(
@@ -709,6 +719,51 @@ def run_small(args):
             f"{statistics.median(detector):.2f} s (median of {len(detector)}; "
             f"all: {', '.join(f'{t:.2f}' for t in detector)})"
         )
+
+
+def run_small_processes(args):
+    """``--small`` in ``--processes`` fresh processes, one after the other:
+    the ratio of one process, however many its repeats, moves with where that
+    process's code and data landed in memory, which repeats within it do not
+    average out."""
+    import subprocess
+    import tempfile
+
+    print(
+        f"# small data in {args.processes} fresh processes of {args.repeats} "
+        f"interleaved repeats each (no detector); {machine_line()}"
+    )
+    script = str(Path(__file__).resolve())
+    per_process = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.processes):
+            out = Path(tmp) / f"{i}.json"
+            argv = [sys.executable, script, "--small", "--skip-detector"]
+            argv += ["--repeats", str(args.repeats), "--small-json", str(out)]
+            argv += ["--small-rows", *map(str, args.small_rows)]
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            per_process.append(json.loads(out.read_text()))
+            ratios = ", ".join(f"{r['ratio']:.3f}" for r in per_process[-1])
+            print(f"# process {i + 1}: ratios {ratios}", flush=True)
+    rows = []
+    for j, n_rows in enumerate(args.small_rows):
+        ratios = [p[j]["ratio"] for p in per_process]
+        cpu = [p[j]["CPU-time ratio"] for p in per_process]
+        rows.append(
+            {
+                "rows": n_rows,
+                "steps": per_process[0][j]["steps"],
+                "median ratio": statistics.median(ratios),
+                "min": min(ratios),
+                "max": max(ratios),
+                "median CPU-time ratio": statistics.median(cpu),
+                "processes <= 1.1": f"{sum(r <= 1.1 for r in ratios)}/{len(ratios)}",
+                "same last loss": "yes"
+                if all(p[j]["same last loss"] == "yes" for p in per_process)
+                else "no",
+            }
+        )
+    print_table(rows, list(rows[0]))
 
 
 def main():
@@ -751,6 +806,15 @@ def main():
         action="store_true",
         help="--small: count instructions under valgrind instead of timing",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="--small: run it in this many fresh processes and report the "
+        "spread of their ratios",
+    )
+    # Internal: where a --small process writes its rows for --processes.
+    parser.add_argument("--small-json", help=argparse.SUPPRESS)
     # Internal: the process counted under valgrind (side, rows, epochs).
     parser.add_argument("--count-small", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -760,6 +824,9 @@ def main():
         return
     if args.small and args.instructions:
         run_small_instructions(args)
+        return
+    if args.small and args.processes:
+        run_small_processes(args)
         return
     if args.small:
         run_small(args)
