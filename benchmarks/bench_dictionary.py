@@ -187,6 +187,7 @@ def main():
             "passes": _spread([r["passes"] for r in per_seed], "{:.3g}"),
             "objective / counterpart": "",
             "time / counterpart": "",
+            "seeds at or below counterpart's objective": "",
         }
         if other:
             pairs = list(zip(per_seed, other["runs"], strict=True))
@@ -195,6 +196,10 @@ def main():
             )
             row["time / counterpart"] = _spread(
                 [a["seconds"] / b["seconds"] for a, b in pairs], "{:.3f}"
+            )
+            at_or_below = sum(a["objective"] <= b["objective"] for a, b in pairs)
+            row["seeds at or below counterpart's objective"] = (
+                f"{at_or_below}/{len(pairs)}"
             )
         rows.append(row)
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
@@ -208,6 +213,7 @@ def main():
             "passes",
             "objective / counterpart",
             "time / counterpart",
+            "seeds at or below counterpart's objective",
         ],
     )
 

@@ -79,7 +79,9 @@ class ReconstructionObjective(torch.nn.Module):
 
     def _loss(self, module, x, x_in, training):
         code = module.encode(x_in)
-        if training:
+        # Only objectives that count something in the codes pay for a
+        # detached copy per step (a one-step epoch is a few such operations).
+        if training and type(self).observe is not ReconstructionObjective.observe:
             self.observe(code.detach())
         value = mean_reconstruction_loss(module.decode(code), x, self.loss)
         extra = self.penalty(code, x_in, module)
