@@ -508,7 +508,7 @@ def test_auto_tolerance_is_chosen_per_code_type():
     from skae._dictionary import _CODE_TYPES
 
     tols = {code: DictionaryLearner(code=code)._code_type().tol for code in _CODE_TYPES}
-    assert tols["sparse"] == 1e-7 and tols["nonnegative"] == 1e-4
+    assert tols["sparse"] == 1e-8 and tols["nonnegative"] == 1e-4
     assert DictionaryLearner(code="sparse", tol=0.5)._code_type().tol == 0.5
 
 
