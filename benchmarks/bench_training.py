@@ -51,8 +51,9 @@ computed the same thing (bit-identical last epoch loss).
 
 ``--small --processes P`` runs that in P fresh processes, one after the other,
 and reports the median and range of their ratios: on a shared machine one
-process's ratio moves by 10-20% with where its code landed in memory, which
-more repeats within that process do not average out.
+process's ratio moves by 10-20% from process to process (its memory layout,
+the machine's state when it ran), which more repeats within that process do
+not average out.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_training.py --small --processes 7
 
@@ -723,9 +724,8 @@ def run_small(args):
 
 def run_small_processes(args):
     """``--small`` in ``--processes`` fresh processes, one after the other:
-    the ratio of one process, however many its repeats, moves with where that
-    process's code and data landed in memory, which repeats within it do not
-    average out."""
+    the ratio of one process, however many its repeats, moves from process to
+    process, which repeats within it do not average out."""
     import subprocess
     import tempfile
 
