@@ -9,7 +9,10 @@ and on a busy one (one CPU-bound process per core started beside it), several
 rounds interleaved, each round in another of the six orders of the three
 settings (fits under half a second get five times the rounds); the table
 gives medians and the ratio of skae's choice to
-the better of the other two (target: <= 1.0, within noise), and the thread
+the better of the other two (target: <= 1.0, within noise), the same ratio
+taken round by round (skae's fit over the better column's fit of the same
+round: its median and a bootstrap 95% interval; a burst of load that lasts
+several rounds moves one column's median, not these), and the thread
 counts skae set in each of its rounds ("2>1": two at the call, one from a
 later reading of the load): where skae ran the configuration of one of the
 other columns, a ratio above 1 is the noise between rounds.
@@ -55,6 +58,7 @@ import warnings
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
@@ -198,11 +202,39 @@ def compare_settings(rounds, fit):
     medians = {label: statistics.median(t) for label, t in times.items()}
     row = {f"{label} s": medians[label] for label in SETTINGS}
     row["1 thread / all cores"] = medians["1 thread"] / medians["all cores"]
-    best_other = min(medians["1 thread"], medians["all cores"])
-    row["skae / better of the others"] = medians["skae (n_jobs=None)"] / best_other
+    better = min(("1 thread", "all cores"), key=medians.get)
+    row["skae / better of the others"] = medians["skae (n_jobs=None)"] / medians[better]
+    paired = [
+        skae / other for skae, other in zip(times["skae (n_jobs=None)"], times[better])
+    ]
+    row["same-round ratio, median [95% interval]"] = paired_summary(paired)
     row["skae's threads per round"] = tally(chosen)
     row["rounds"] = rounds
+    row["per-round s"] = {
+        label: [round(t, 4) for t in values] for label, values in times.items()
+    }
     return row
+
+
+def table_columns(rows):
+    """The table's columns: every key but the per-round times (printed with
+    each row as it finishes)."""
+    return [column for column in rows[0] if column != "per-round s"]
+
+
+def paired_summary(ratios, resamples=2000):
+    """'1.003 [0.991, 1.012]': the median of the per-round ratios and a
+    bootstrap 95% interval of that median (rounds resampled, seed 0).
+
+    Each ratio compares two fits run within a second or two of each other, in
+    the same round, so a burst of load that lasts several rounds (which moves
+    one column's median but not the other's) leaves most of them alone.
+    """
+    rng = np.random.default_rng(0)
+    ratios = np.asarray(ratios)
+    picks = rng.integers(0, len(ratios), size=(resamples, len(ratios)))
+    low, high = np.percentile(np.median(ratios[picks], axis=1), [2.5, 97.5])
+    return f"{np.median(ratios):.3f} [{low:.3f}, {high:.3f}]"
 
 
 def _seconds(est, X):
@@ -311,7 +343,7 @@ def dictionary(args, cores):
                 print(row, flush=True)
         finally:
             stop_burners(burners)
-    print_table(rows, list(rows[0]))
+    print_table(rows, table_columns(rows))
     print(f"# medians of {args.rounds} interleaved rounds; 3 iterations per fit")
 
 
@@ -422,7 +454,7 @@ def main():
                 print(row, flush=True)
         finally:
             stop_burners(burners)
-    print_table(rows, list(rows[0]))
+    print_table(rows, table_columns(rows))
     print(
         f"# medians of {args.rounds} interleaved rounds ({SHORT_FIT_ROUNDS}x as "
         f"many for fits under {SHORT_FIT_SECONDS} s), every order of the settings"
