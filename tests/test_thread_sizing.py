@@ -1,6 +1,8 @@
 """Intra-op threads are sized to the work and scoped to skae's calls."""
 
 import os
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -83,6 +85,45 @@ def test_running_threads_are_read_from_the_system():
     assert isinstance(others, int) and others >= 0
     # This process is running while it reads, so it counts itself.
     assert _threads._own_running_threads() >= 1
+
+
+def test_a_machine_running_only_the_reader_needs_no_scan_of_threads(monkeypatch):
+    # One runnable thread in the whole system is the reading thread itself:
+    # the per-thread scan (most of a reading's cost) is skipped.
+    def scan():
+        raise AssertionError("scanned this process's threads")
+
+    monkeypatch.setattr(_threads, "_runnable_threads", lambda: 1)
+    monkeypatch.setattr(_threads, "_own_running_threads", scan)
+    assert _threads.other_running_threads() == 0
+    # With more runnable threads, this process's own are looked at.
+    monkeypatch.setattr(_threads, "_runnable_threads", lambda: 3)
+    monkeypatch.setattr(_threads, "_own_running_threads", lambda: 2)
+    assert _threads.other_running_threads(0.0) == 1
+
+
+def test_own_running_threads_count_a_busy_thread():
+    if not os.path.exists("/proc/self/task"):
+        pytest.skip("no /proc/self/task on this system")
+    # A thread computing outside the GIL (a large matrix product) is running.
+    stop = threading.Event()
+    seen = []
+
+    def busy():
+        a = torch.randn(400, 400)
+        while not stop.is_set():
+            a @ a
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and max(seen, default=0) < 2:
+            seen.append(_threads._own_running_threads())
+    finally:
+        stop.set()
+        worker.join()
+    assert max(seen) >= 2
 
 
 @pytest.mark.parametrize(

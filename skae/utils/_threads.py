@@ -111,21 +111,36 @@ def available_cores():
         return os.cpu_count() or 1
 
 
+def _read_proc(path):
+    """The start of a /proc file, read by raw system calls: a reading of the
+    load reads one file per thread of this process, and Python's buffered
+    ``open`` costs twice as much per file (about 25 against 12 us)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 512)
+    finally:
+        os.close(fd)
+
+
 def _own_running_threads():
     """Threads of this process in the running state (Linux), or None."""
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
         return None
-    count = 0
+    # The calling thread is running while it reads: counted without a read.
+    me = str(threading.get_native_id())
+    count = 1
     for task in tasks:
+        if task == me:
+            continue
         try:
-            with open(f"/proc/self/task/{task}/stat") as stat:
-                # The state follows the command name, which ends with ")".
-                state = stat.read().rpartition(")")[2].split()[0]
+            stat = _read_proc(f"/proc/self/task/{task}/stat")
+            # The state follows the command name, which ends with ")".
+            state = stat.rpartition(b")")[2].split()[0]
         except (OSError, IndexError):
             continue  # the thread ended since the listing
-        count += state == "R"
+        count += state == b"R"
     return count
 
 
@@ -133,8 +148,8 @@ def _runnable_threads():
     """The kernel's count of threads ready to run, all processes (Linux), or
     None."""
     try:
-        with open("/proc/loadavg") as loadavg:
-            return int(loadavg.read().split()[3].partition("/")[0])
+        loadavg = _read_proc("/proc/loadavg")
+        return int(loadavg.split()[3].partition(b"/")[0])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -152,7 +167,10 @@ def other_running_threads(seconds=None):
     deadline = time.perf_counter() + seconds
     fewest = None
     while True:
-        running, own = _runnable_threads(), _own_running_threads()
+        running = _runnable_threads()
+        # A count of one is the reading thread itself: no other thread, of
+        # this process or another, needs to be looked at.
+        own = 1 if running is not None and running <= 1 else _own_running_threads()
         if running is None or own is None:
             return None
         others = max(0, running - own)
