@@ -37,8 +37,8 @@ import torch
 PARALLEL_MIN_WORK = 2**22
 
 #: Seconds between two readings of the load during a fit that follows it and
-#: runs on one thread. A reading costs about 0.5 ms where a core is idle,
-#: 2-2.5 ms where none is (samples over ``LOAD_SAMPLE_SECONDS``;
+#: runs on one thread. A reading costs about 0.16 ms where the cores are
+#: idle, 2.3-3.3 ms where none is (it samples over ``LOAD_SAMPLE_SECONDS``;
 #: bench_threads.py --readings).
 LOAD_RECHECK_SECONDS = 1.0
 
@@ -46,7 +46,7 @@ LOAD_RECHECK_SECONDS = 1.0
 #: loses far more: beside one CPU-bound process per core, two threads ran the
 #: default MNIST model 2.7-5x slower than one, while one thread where two
 #: cores are idle ran it 1.3-1.4x slower (bench_threads.py). Four readings a
-#: second, 0.5 ms each on an idle machine, are 0.2% of the fit.
+#: second, 0.16 ms each on an idle machine, are 0.06% of the fit.
 LOAD_RECHECK_PARALLEL_SECONDS = 0.25
 
 #: One reading of the load samples it over this many seconds (ending at the
