@@ -39,7 +39,8 @@ above: N readings of ``idle_cores`` right after a burst of 2-thread matrix
 products (when this process's own worker threads are finishing), single
 (``confirm=False``) and confirmed (the default), on the quiet machine and
 beside one and two CPU-bound processes: how many readings see every core idle,
-and what a reading costs.
+and what a reading costs; ``--windows 0.5 1 2`` compares sampling windows
+(ms; ``LOAD_SAMPLE_SECONDS``).
 
 Run: ``python benchmarks/bench_threads.py [--rounds 3] [--epochs 2]
 [--mid-fit-epochs 60] [--sweep] [--dictionary] [--readings 3000]``;
@@ -347,16 +348,25 @@ def dictionary(args, cores):
     print(f"# medians of {args.rounds} interleaved rounds; 3 iterations per fit")
 
 
-def load_readings(n, cores):
-    """Per machine state and reading kind: how often ``idle_cores`` saw every
-    core idle, and the median and largest cost of a reading."""
+def load_readings(n, cores, windows_ms=None):
+    """Per machine state, sampling window and reading kind: how often
+    ``idle_cores`` saw every core idle, and the median and largest cost of a
+    reading."""
     a = torch.randn(400, 400)
+    windows = (
+        [_threads.LOAD_SAMPLE_SECONDS]
+        if windows_ms is None
+        else [ms / 1e3 for ms in windows_ms]
+    )
+    default_window = _threads.LOAD_SAMPLE_SECONDS
     rows = []
     for busy in range(cores + 1):
         burners = start_burners(busy)
         time.sleep(0.5)  # let them reach the cores
         try:
-            for confirm in (False, True):
+            for window, confirm in itertools.product(windows, (False, True)):
+                # Read at every reading, so setting it here sizes the window.
+                _threads.LOAD_SAMPLE_SECONDS = window
                 seen, costs = {}, []
                 for _ in range(n):
                     with torch.no_grad():
@@ -368,6 +378,7 @@ def load_readings(n, cores):
                     seen[idle] = seen.get(idle, 0) + 1
                 row = {
                     "other CPU-bound processes": busy,
+                    "window ms": 1e3 * window,
                     "reading": "confirmed" if confirm else "single",
                     "readings": n,
                     "saw every core idle": seen.get(cores, 0),
@@ -380,6 +391,7 @@ def load_readings(n, cores):
                 rows.append(row)
                 print(row, flush=True)
         finally:
+            _threads.LOAD_SAMPLE_SECONDS = default_window
             stop_burners(burners)
     print_table(rows, list(rows[0]))
 
@@ -395,6 +407,14 @@ def main():
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--dictionary", action="store_true")
     parser.add_argument("--readings", type=int, default=0)
+    parser.add_argument(
+        "--windows",
+        type=float,
+        nargs="+",
+        default=None,
+        help="with --readings: sampling windows to compare, in ms "
+        "(default: skae's LOAD_SAMPLE_SECONDS)",
+    )
     parser.add_argument(
         "--loads",
         nargs="+",
@@ -423,7 +443,7 @@ def main():
         dictionary(args, cores)
         return
     if args.readings:
-        load_readings(args.readings, cores)
+        load_readings(args.readings, cores, args.windows)
         return
     rows = []
     for load in args.loads:

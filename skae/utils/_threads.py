@@ -38,8 +38,8 @@ PARALLEL_MIN_WORK = 2**22
 
 #: Seconds between two readings of the load during a fit that follows it and
 #: runs on one thread. A reading costs about 0.16 ms where the cores are
-#: idle, 2.3-3.3 ms where none is (it samples over ``LOAD_SAMPLE_SECONDS``;
-#: bench_threads.py --readings).
+#: idle, about ``LOAD_SAMPLE_SECONDS`` where none is (bench_threads.py
+#: --readings).
 LOAD_RECHECK_SECONDS = 1.0
 
 #: The same while the fit runs on more than one thread. Wrong there, a fit
@@ -51,8 +51,17 @@ LOAD_RECHECK_PARALLEL_SECONDS = 0.25
 
 #: One reading of the load samples it over this many seconds (ending at the
 #: first sample that finds no other thread running): one thread waking for
-#: an instant is not a busy core.
-LOAD_SAMPLE_SECONDS = 0.002
+#: an instant is not a busy core. Where other processes keep the cores busy
+#: every reading lasts the whole window, so it is kept short: right after
+#: this process's own two-thread work on a quiet 2-core machine, windows of
+#: 0.5, 1 and 2 ms saw other threads in 1.05%, 0.6% and 0.35% of 2,000
+#: readings, and beside two CPU-bound processes took 0.6, 1.2 and 4.3 ms
+#: (medians; a `/tmp` script). A quiet machine misread at the call costs a
+#: fit a thread for 0.1 s (about 30 ms for the default MNIST model, 0.3 ms
+#: per call on average); every call on a busy one pays the window. Readings
+#: that would take a thread from a running fit are confirmed for longer
+#: (``LOAD_CONFIRM_SECONDS``).
+LOAD_SAMPLE_SECONDS = 0.0005
 
 #: Seconds between two samples of a reading.
 LOAD_SAMPLE_GAP_SECONDS = 0.00025
