@@ -7,7 +7,8 @@ the default ``AutoencoderTransformer`` on digits (64 features), the default on a
 torch's usual default) and ``n_jobs=None`` (sized by skae), on a quiet machine
 and on a busy one (one CPU-bound process per core started beside it), several
 rounds interleaved, each round in another of the six orders of the three
-settings (fits under half a second get five times the rounds); the table
+settings, chained so that every setting follows each one equally often
+(fits under half a second get five times the rounds); the table
 gives medians and the ratio of skae's choice to
 the better of the other two (target: <= 1.0, within noise), the same ratio
 taken round by round (skae's fit over the better column's fit of the same
@@ -176,11 +177,22 @@ SHORT_FIT_SECONDS = 0.5
 SHORT_FIT_ROUNDS = 5
 
 
+#: The six orders of the three settings, chained so that each round starts
+#: with the setting the round before ended with: within the rounds every
+#: setting follows each other one twice per cycle, and across them each
+#: follows itself twice, so each is preceded by each (itself included)
+#: equally often. Not every sequence of the six orders is: in
+#: ``itertools.permutations`` order (used before 2026-12-03) skae's column
+#: followed "all cores" three times per cycle and the 1-thread column twice.
+BALANCED_ORDERS = [(0, 1, 2), (2, 0, 1), (1, 2, 0), (0, 2, 1), (1, 0, 2), (2, 1, 0)]
+
+
 def compare_settings(rounds, fit):
     """``fit(n_jobs)`` (returning seconds) for every setting, ``rounds``
-    interleaved rounds (more for short fits), each in another order of
-    the settings: the row of medians, skae's ratio to the better of the
-    other two, and the thread sequences skae set."""
+    interleaved rounds (more for short fits; rounded up to whole cycles of
+    ``BALANCED_ORDERS``), each in another order of the settings: the row
+    of medians, skae's ratio to the better of the other two, and the thread
+    sequences skae set."""
     # Warm-up, not timed: the first fit of a process pays for loading; the
     # second tells how long a fit takes.
     fit(1)
@@ -188,14 +200,16 @@ def compare_settings(rounds, fit):
         rounds *= SHORT_FIT_ROUNDS
     times = {label: [] for label in SETTINGS}
     chosen = []
-    # The rounds go through every order of the settings: a fit that follows
-    # the "all cores" one on a busy machine starts under other conditions
-    # (its worker threads still finishing), and no setting should always
-    # take that place. A rotation of one order would not do it: it keeps
-    # every setting's successor (skae's column always followed "all cores").
-    orders = list(itertools.permutations(SETTINGS.items()))
+    # A fit that follows the "all cores" one on a busy machine starts under
+    # other conditions (per order of the settings, the busy digits row's
+    # same-round ratios ran from 0.58 to 1.65), so every setting must follow
+    # every setting equally often, across rounds too: the rounds go through
+    # the six orders in ``BALANCED_ORDERS``, whole cycles of them.
+    rounds = len(BALANCED_ORDERS) * math.ceil(rounds / len(BALANCED_ORDERS))
+    settings = list(SETTINGS.items())
     for round_ in range(rounds):
-        for label, n_jobs in orders[round_ % len(orders)]:
+        order = BALANCED_ORDERS[round_ % len(BALANCED_ORDERS)]
+        for label, n_jobs in (settings[i] for i in order):
             with ThreadLog() as log:
                 times[label].append(fit(n_jobs))
             if n_jobs is None:
@@ -477,7 +491,8 @@ def main():
     print_table(rows, table_columns(rows))
     print(
         f"# medians of {args.rounds} interleaved rounds ({SHORT_FIT_ROUNDS}x as "
-        f"many for fits under {SHORT_FIT_SECONDS} s), every order of the settings"
+        f"many for fits under {SHORT_FIT_SECONDS} s), in whole cycles of six "
+        "orders in which every setting follows each equally often"
     )
 
 
