@@ -37,7 +37,7 @@ import torch
 PARALLEL_MIN_WORK = 2**22
 
 #: Seconds between two readings of the load during a fit that follows it and
-#: runs on one thread. A reading costs about 0.16 ms where the cores are
+#: runs on one thread. A reading costs about 0.2 ms where the cores are
 #: idle, about ``LOAD_SAMPLE_SECONDS`` where none is (bench_threads.py
 #: --readings).
 LOAD_RECHECK_SECONDS = 1.0
@@ -46,21 +46,22 @@ LOAD_RECHECK_SECONDS = 1.0
 #: loses far more: beside one CPU-bound process per core, two threads ran the
 #: default MNIST model 2.7-5x slower than one, while one thread where two
 #: cores are idle ran it 1.3-1.4x slower (bench_threads.py). Four readings a
-#: second, 0.16 ms each on an idle machine, are 0.06% of the fit.
+#: second, 0.2 ms each on an idle machine, are under 0.1% of the fit.
 LOAD_RECHECK_PARALLEL_SECONDS = 0.25
 
 #: One reading of the load samples it over this many seconds (ending at the
 #: first sample that finds no other thread running): one thread waking for
 #: an instant is not a busy core. Where other processes keep the cores busy
-#: every reading lasts the whole window, so it is kept short: right after
+#: every reading lasts the whole window, so it is kept short. Right after
 #: this process's own two-thread work on a quiet 2-core machine, windows of
-#: 0.5, 1 and 2 ms saw other threads in 1.05%, 0.6% and 0.35% of 2,000
-#: readings, and beside two CPU-bound processes took 0.6, 1.2 and 4.3 ms
-#: (medians; a `/tmp` script). A quiet machine misread at the call costs a
-#: fit a thread for 0.1 s (about 30 ms for the default MNIST model, 0.3 ms
-#: per call on average); every call on a busy one pays the window. Readings
-#: that would take a thread from a running fit are confirmed for longer
-#: (``LOAD_CONFIRM_SECONDS``).
+#: 0.5, 1 and 2 ms saw other threads in 14, 1 and 3 of 600 readings, and
+#: beside two CPU-bound processes took 0.69, 1.16 and 2.33 ms (medians;
+#: bench_threads.py --readings 600 --windows 0.5 1 2; a first script with
+#: 2,000 readings per window: 1.05%, 0.6% and 0.35%). A quiet machine
+#: misread at the call costs a fit a thread for 0.1 s (about 30 ms for the
+#: default MNIST model, 0.3-0.7 ms per call on average at 0.5 ms); every call
+#: on a busy one pays the window. Readings that would take a thread from a
+#: running fit are confirmed for longer (``LOAD_CONFIRM_SECONDS``).
 LOAD_SAMPLE_SECONDS = 0.0005
 
 #: Seconds between two samples of a reading.
